@@ -1,0 +1,110 @@
+"""The interface every backend implements, and the values it exchanges with the runner."""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+
+class Liveness(enum.Enum):
+    """What the scheduler says of a job (the rc file, when present, overrides it)."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    """One job's liveness as reported by one batched query."""
+
+    liveness: Liveness
+    reason: str = ""  # scheduler's word for a failure: OUT_OF_MEMORY, TIMEOUT, ...
+
+
+@dataclass(slots=True)
+class Submission:
+    """One job (one trial of it) to start."""
+
+    index: int
+    trial: int
+    name: str
+    script: Path  # the job's wrapper, jobs/<index>/job.sh
+    group: int  # index of the spec's job group
+    options: BaseModel  # validated backend options of the group
+    timeout: float | None = None
+
+
+@dataclass(slots=True)
+class Submitted:
+    """The outcome of submitting one job: a job id, or an error message."""
+
+    index: int
+    jid: str | None
+    error: str = ""
+
+
+@dataclass(slots=True)
+class BackendContext:
+    """What a backend may know of the run."""
+
+    run: str
+    rundir: Path  # as the runner sees it
+    mounted_rundir: str  # as the execution host sees it
+    forks: int
+    wake: Callable[[], None] = field(default=lambda: None)  # ask the runner for a poll soon
+
+
+class Backend(ABC):
+    """A scheduler the runner can submit to, query and cancel on.
+
+    Every call that talks to a scheduler handles many jobs at once: the runner
+    never asks one job at a time.
+    """
+
+    name: ClassVar[str]
+    #: True: the runner hands over every queued job of a group at once and the
+    #: backend submits arrays; `forks` becomes the array throttle.
+    arrays: ClassVar[bool] = False
+    options_model: ClassVar[type[BaseModel]]
+
+    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+        self.options = options
+        self.ctx = ctx
+
+    def directives(self, options: BaseModel) -> list[str]:
+        """Header lines put at the top of each wrapper (e.g. `#SBATCH --mem=4G`)."""
+        return []
+
+    @abstractmethod
+    async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
+        """Start the jobs of `batch`; one result per job, in any order."""
+
+    @abstractmethod
+    async def cancel(self, jids: Sequence[str]) -> None:
+        """Cancel the given jobs (unknown or finished ones are ignored)."""
+
+    @abstractmethod
+    async def query(self, jids: Sequence[str]) -> dict[str, JobState]:
+        """One batched liveness query. A jid missing from the answer is unknown
+        to the scheduler. Raise BackendError when the query itself failed."""
+
+    async def reattach(self, jid: str, start_info: str) -> bool:
+        """Whether a job recorded by an earlier runner is still alive."""
+        states = await self.query([jid])
+        state = states.get(jid)
+        return state is not None and state.liveness in (Liveness.PENDING, Liveness.RUNNING)
+
+    async def close(self) -> None:
+        """Release connections and helper processes."""
+
+    def describe(self) -> dict[str, Any]:
+        """A few words on how jobs will be submitted (for `plan`)."""
+        return {"backend": self.name, "arrays": self.arrays}
