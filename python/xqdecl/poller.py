@@ -1,0 +1,244 @@
+"""The poller: notices job starts and ends from the files wrappers leave in a rundir.
+
+Two passes, both returning *changes only* as ``(index, trial, started, rc)``
+(see docs/internals.md, "The poller"):
+
+* ``poll_events()`` -- one ``stat`` of ``events/`` per pass; the folder is listed
+  only when its mtime/inode changed (or the mtime is under 2 s old), and only the
+  jobs named by its entries are read. Idle cost is O(1) whatever the number of
+  watched jobs.
+* ``sweep()`` -- the safety net: one ``stat`` of every watched job's rc file (and
+  of its start file while not yet started); the rc file is read only when its
+  (mtime, size, inode) differ from the last unusable version seen, or when its
+  mtime is too recent to trust.
+
+``PyPoller`` is the pure-Python reference; ``xqdecl._xqdecl.Poller`` (Rust) has
+the same interface and behaviour and is what ``make_poller`` returns when the
+extension is built. The differential tests keep the two in agreement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from xqdecl._xqdecl import Poller as RustPoller
+
+__all__ = ["RC_READ_LIMIT", "RECENT_NS", "Change", "Poller", "PyPoller", "make_poller", "parse_rc"]
+
+#: ``(index, trial, started, rc)``; ``rc`` is None until the job has ended.
+Change = tuple[int, int, bool, int | None]
+
+#: Only this many leading bytes of an rc file are read; the first line must end within them.
+RC_READ_LIMIT = 256
+#: A file or folder whose mtime is younger than this is re-read whatever its stat says
+#: (mtime granularity is coarse: a same-size rewrite within one tick keeps the stat).
+RECENT_NS = 2_000_000_000
+
+_WS = b" \t\n\r\x0b\x0c"
+_INT = re.compile(rb"[+-]?[0-9]+")
+_EVENT = re.compile(r"([0-9]+)\.([0-9]+)\.([se])")
+_I32 = (-(2**31), 2**31 - 1)
+_U64_MAX = 2**64 - 1
+
+
+def parse_rc(data: bytes) -> int | None:
+    """The exit code in the first bytes of an rc file, or None (no information yet).
+
+    The first line must be complete (end with ``\\n``); stripped of ASCII white
+    space it must be an optionally signed decimal integer that fits in 32 bits.
+    A torn write (``"12\\n"`` seen as ``"1"``) therefore never yields a false rc.
+    """
+    nl = data.find(b"\n", 0, RC_READ_LIMIT)
+    if nl < 0:
+        return None
+    line = data[:nl].strip(_WS)
+    if _INT.fullmatch(line) is None:
+        return None
+    value = int(line)
+    return value if _I32[0] <= value <= _I32[1] else None
+
+
+def parse_event_name(name: str) -> tuple[int, int, bool] | None:
+    """``"<index>.<trial>.<s|e>"`` -> (index, trial, ended); None when it does not parse."""
+    m = _EVENT.fullmatch(name)
+    if m is None:
+        return None
+    index, trial = int(m[1]), int(m[2])
+    if index > _U64_MAX or trial > _U64_MAX:
+        return None
+    return index, trial, m[3] == "e"
+
+
+class Poller(Protocol):
+    """What the runner uses; both implementations satisfy it."""
+
+    def watch(self, jobs: Iterable[tuple[int, int]]) -> None: ...
+    def unwatch(self, indexes: Iterable[int]) -> None: ...
+    def poll_events(self) -> list[Change]: ...
+    def sweep(self) -> list[Change]: ...
+    def __len__(self) -> int: ...
+
+
+class _Job:
+    __slots__ = ("rc_path", "rc_sig", "start_path", "started", "trial")
+
+    def __init__(self, jobs_dir: str, index: int, trial: int) -> None:
+        metadir = f"{jobs_dir}/{index}"
+        self.trial = trial
+        self.started = False
+        self.rc_sig: tuple[int, int, int] | None = None  # stat of the last unusable rc file
+        self.rc_path = f"{metadir}/rc.{trial}"
+        self.start_path = f"{metadir}/start.{trial}"
+
+
+class PyPoller:
+    """Pure-Python reference poller (same interface as the Rust ``Poller``)."""
+
+    def __init__(self, rundir: str | os.PathLike[str], threads: int = 2) -> None:
+        root = os.fspath(rundir)
+        self.rundir = root
+        self.threads = threads  # accepted for interface parity; the reference is serial
+        self._jobs_dir = os.path.join(root, "jobs")
+        self._events_dir = os.path.join(root, "events")
+        self._jobs: dict[int, _Job] = {}
+        self._events_sig: tuple[int, int] | None = None
+        self._recheck: set[int] = set()  # ended per an event, but the rc gave nothing yet
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __repr__(self) -> str:
+        return f"PyPoller({self.rundir!r}, watched={len(self._jobs)})"
+
+    def watch(self, jobs: Iterable[tuple[int, int]]) -> None:
+        """Watch (index, trial) pairs; a different trial of a watched index replaces it."""
+        for index, trial in jobs:
+            index, trial = int(index), int(trial)
+            if not (0 <= index <= _U64_MAX and 0 <= trial <= _U64_MAX):
+                raise OverflowError("job index and trial must fit in an unsigned 64-bit int")
+            old = self._jobs.get(index)
+            if old is not None and old.trial == trial:
+                continue
+            self._jobs[index] = _Job(self._jobs_dir, index, trial)
+            self._recheck.discard(index)
+
+    def unwatch(self, indexes: Iterable[int]) -> None:
+        """Stop watching these indexes (unknown ones are ignored)."""
+        for index in indexes:
+            self._jobs.pop(int(index), None)
+            self._recheck.discard(int(index))
+
+    def poll_events(self) -> list[Change]:
+        """Process the events folder; cheap when nothing changed."""
+        now = time.time_ns()
+        names: list[str] = []
+        try:
+            st = os.stat(self._events_dir)
+        except OSError:
+            st = None
+        if st is not None:
+            sig = (st.st_mtime_ns, st.st_ino)
+            if sig != self._events_sig or now - st.st_mtime_ns < RECENT_NS:
+                try:
+                    names = os.listdir(self._events_dir)
+                except OSError:
+                    names = []
+                else:
+                    self._events_sig = sig
+        named: dict[int, bool] = {}  # index -> an end event was seen
+        for name in names:
+            parsed = parse_event_name(name)
+            if parsed is None:
+                continue
+            index, trial, ended = parsed
+            job = self._jobs.get(index)
+            if job is not None and job.trial == trial:
+                named[index] = named.get(index, False) or ended
+        for index in self._recheck:
+            named.setdefault(index, True)
+        changes: list[Change] = []
+        for index in sorted(named):
+            job = self._jobs[index]
+            change = self._check(index, job, now)
+            if change is not None:
+                changes.append(change)
+            if index in self._jobs:
+                if named[index]:
+                    self._recheck.add(index)
+            else:
+                self._recheck.discard(index)
+        for name in names:
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self._events_dir, name))
+        return changes
+
+    def sweep(self) -> list[Change]:
+        """Visit every watched job (one stat each, reads only on change)."""
+        now = time.time_ns()
+        changes: list[Change] = []
+        for index, job in list(self._jobs.items()):
+            change = self._check(index, job, now)
+            if change is not None:
+                changes.append(change)
+                if index not in self._jobs:
+                    self._recheck.discard(index)
+        changes.sort(key=lambda c: c[0])
+        return changes
+
+    def _check(self, index: int, job: _Job, now: int) -> Change | None:
+        """Look at one job's files; report and maybe unwatch it on progress."""
+        rc = self._read_rc(job, now)
+        if rc is not None:
+            del self._jobs[index]
+            return (index, job.trial, True, rc)
+        if not job.started:
+            try:
+                os.stat(job.start_path)
+            except OSError:
+                return None
+            job.started = True
+            return (index, job.trial, True, None)
+        return None
+
+    @staticmethod
+    def _read_rc(job: _Job, now: int) -> int | None:
+        try:
+            st = os.stat(job.rc_path)
+        except OSError:
+            return None
+        sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if sig == job.rc_sig and now - st.st_mtime_ns >= RECENT_NS:
+            return None  # same unusable file as last time
+        if st.st_size == 0:
+            job.rc_sig = sig
+            return None
+        try:
+            with open(job.rc_path, "rb") as f:
+                data = f.read(RC_READ_LIMIT)
+        except OSError:
+            return None  # unreadable: retry on the next pass
+        rc = parse_rc(data)
+        if rc is None:
+            job.rc_sig = sig
+        return rc
+
+
+def make_poller(rundir: str | os.PathLike[str], threads: int = 2) -> PyPoller | RustPoller:
+    """The Rust poller when the extension has it, else the Python reference.
+
+    ``XQDECL_POLLER=python`` forces the reference.
+    """
+    if os.environ.get("XQDECL_POLLER", "").lower() != "python":
+        try:
+            from xqdecl._xqdecl import Poller as _Rust
+        except ImportError:
+            pass
+        else:
+            return _Rust(os.fspath(rundir), threads)
+    return PyPoller(rundir, threads)
