@@ -70,6 +70,18 @@ retry_until() {
   done
 }
 
+# wait_daemon SECONDS PIDFILE CMD...: like retry_until, but gives up at once
+# when the daemon of PIDFILE has died (after its pid file appeared).
+wait_daemon() {
+  local limit=$1 f=$2 start=$SECONDS
+  shift 2
+  while ! "$@" >/dev/null 2>&1; do
+    if [ -s "$f" ] && ! pidfile_alive "$f"; then return 1; fi
+    ((SECONDS - start < limit)) || return 1
+    sleep 0.2
+  done
+}
+
 # ensure_packages PKG...: install the Debian packages that are not installed yet.
 ensure_packages() {
   local missing=() p

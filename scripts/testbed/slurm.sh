@@ -119,13 +119,15 @@ if ((changed)) && pidfile_alive "$S/slurmctld.pid"; then
   stop_pidfile slurmctld "$S/slurmctld.pid"
 fi
 if ! pidfile_alive "$S/slurmctld.pid"; then
+  rm -f "$S/slurmctld.pid"
   # forks and detaches by itself; -i: skip unreadable state instead of refusing to start
   /usr/sbin/slurmctld -i </dev/null >>"$S/slurmctld.out" 2>&1 ||
     die "slurmctld exited at start" "$S/slurmctld.log"
 fi
 ping_ok() { scontrol ping | grep -q 'is UP'; }
-retry_until 30 ping_ok || die "slurmctld does not answer 'scontrol ping'" "$S/slurmctld.log"
+wait_daemon 30 "$S/slurmctld.pid" ping_ok || die "slurmctld does not answer 'scontrol ping'" "$S/slurmctld.log"
 if ! pidfile_alive "$S/slurmd.pid"; then
+  rm -f "$S/slurmd.pid"
   /usr/sbin/slurmd </dev/null >>"$S/slurmd.out" 2>&1 || die "slurmd exited at start" "$S/slurmd.log"
 fi
 node_ok() {

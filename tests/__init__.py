@@ -1,0 +1,1 @@
+"""xqdecl test suite (a package so that `tests.testbed` is importable)."""
