@@ -74,6 +74,19 @@ class Backend(ABC):
     #: backend submits arrays; `forks` becomes the array throttle.
     arrays: ClassVar[bool] = False
     options_model: ClassVar[type[BaseModel]]
+    #: seconds between two event-folder polls when nothing wakes the runner
+    poll_interval: ClassVar[float] = 1.0
+    #: seconds between two batched liveness queries (0: every cycle, for in-memory answers)
+    query_interval: ClassVar[float] = 10.0
+    #: seconds between two safety-net sweeps of the jobs in flight
+    sweep_interval: ClassVar[float] = 30.0
+    #: seconds a job may be unknown to the scheduler without an rc file before it is lost
+    lost_grace: ClassVar[float] = 60.0
+
+    @classmethod
+    def default_forks(cls) -> int:
+        """Jobs in flight when the spec does not say (`forks`)."""
+        return 64
 
     def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
         self.options = options
@@ -101,6 +114,13 @@ class Backend(ABC):
         states = await self.query([jid])
         state = states.get(jid)
         return state is not None and state.liveness in (Liveness.PENDING, Liveness.RUNNING)
+
+    async def kill_now(self, jids: Sequence[str]) -> None:
+        """Stop the jobs without a grace (a second Ctrl-C). Defaults to `cancel`."""
+        await self.cancel(jids)
+
+    def release(self, jid: str) -> None:
+        """The runner is done with this job: forget anything kept about it."""
 
     async def close(self) -> None:
         """Release connections and helper processes."""

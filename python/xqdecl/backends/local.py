@@ -1,0 +1,208 @@
+"""The embedded default backend: jobs run as process groups on this machine.
+
+Each wrapper is started with `posix_spawn` in a session of its own (so it leads
+its process group and a cancel reaches everything it started). Its exit is
+noticed through a pidfd registered with the event loop: no polling of the
+process table, no thread per job, no sleep. The exit status is kept only as the
+scheduler's view; the job's rc file stays the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+from collections.abc import Sequence
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
+
+#: seconds between the TERM and the KILL of a cancelled job's process group
+CANCEL_GRACE = float(os.environ.get("XQDECL_CANCEL_GRACE", "12"))
+
+
+class LocalOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = "local"
+    mounted_workdir: str | None = None
+
+
+def _start_ticks(pid: int) -> str:
+    """The process start time in clock ticks since boot ('' if unknown)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            data = fh.read()
+        return data[data.rindex(b")") + 2 :].split()[19].decode()
+    except (OSError, ValueError, IndexError):
+        return ""
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+class LocalBackend(Backend):
+    name = "local"
+    arrays = False
+    options_model: ClassVar[type[BaseModel]] = LocalOptions
+    query_interval = 0.0  # answered from memory: every cycle costs nothing
+    lost_grace = 0.0  # the wrapper writes its rc before it exits; no shared filesystem lag
+    poll_interval = 1.0
+
+    @classmethod
+    def default_forks(cls) -> int:
+        return os.cpu_count() or 2
+
+    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+        super().__init__(options, ctx)
+        self._bash = shutil.which("bash") or "/bin/bash"
+        self._children: dict[str, int] = {}  # jid -> pid of our own children
+        self._adopted: dict[str, int] = {}  # jid -> pid of jobs of an earlier runner
+        self._exited: dict[str, JobState] = {}
+        self._fds: dict[int, int] = {}  # pid -> pidfd
+        self._env = dict(os.environ)
+        self._devnull = os.open(os.devnull, os.O_RDWR)
+        self._actions = [
+            (os.POSIX_SPAWN_DUP2, self._devnull, 0),
+            (os.POSIX_SPAWN_DUP2, self._devnull, 1),
+            (os.POSIX_SPAWN_DUP2, self._devnull, 2),
+        ]
+
+    # -- submit -----------------------------------------------------------------
+    async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
+        loop = asyncio.get_running_loop()
+        results = []
+        for sub in batch:
+            try:
+                pid = os.posix_spawn(
+                    self._bash,
+                    ["bash", str(sub.script), str(sub.trial)],
+                    self._env,
+                    file_actions=self._actions,
+                    setsid=True,
+                )
+            except OSError as exc:
+                results.append(Submitted(sub.index, None, f"could not start bash: {exc}"))
+                continue
+            jid = f"{pid}.{_start_ticks(pid)}"
+            self._children[jid] = pid
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:  # no pidfd (old kernel): fall back to reaping on every query
+                fd = -1
+            if fd >= 0:
+                self._fds[pid] = fd
+                loop.add_reader(fd, self._on_exit, jid, pid)
+            results.append(Submitted(sub.index, jid))
+        return results
+
+    def _on_exit(self, jid: str, pid: int) -> None:
+        fd = self._fds.pop(pid, -1)
+        if fd >= 0:
+            asyncio.get_running_loop().remove_reader(fd)
+            os.close(fd)
+        self._reap(jid, pid, block=True)
+        self.ctx.wake()
+
+    def _reap(self, jid: str, pid: int, block: bool) -> bool:
+        try:
+            got, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            got, status = pid, 0
+        if got == 0:
+            return False
+        # whatever the job left behind in its process group goes with it
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
+        self._children.pop(jid, None)
+        if os.WIFSIGNALED(status):
+            state = JobState(Liveness.FAILED, _signal_name(os.WTERMSIG(status)))
+        else:
+            code = os.waitstatus_to_exitcode(status)
+            state = JobState(Liveness.DONE if code == 0 else Liveness.FAILED, f"exit {code}")
+        self._exited[jid] = state
+        return True
+
+    # -- query ------------------------------------------------------------------
+    async def query(self, jids: Sequence[str]) -> dict[str, JobState]:
+        out: dict[str, JobState] = {}
+        running = JobState(Liveness.RUNNING)
+        for jid in jids:
+            state = self._exited.pop(jid, None)
+            if state is not None:
+                out[jid] = state
+                continue
+            pid = self._children.get(jid)
+            if pid is not None:
+                if pid in self._fds or not self._reap(jid, pid, block=False):
+                    out[jid] = running
+                else:
+                    out[jid] = self._exited.pop(jid)
+            elif self._alive(jid):
+                out[jid] = running
+        return out
+
+    @staticmethod
+    def _alive(jid: str) -> bool:
+        """A job of an earlier runner: alive when its pid has the recorded start time."""
+        pid_s, _, ticks = jid.partition(".")
+        if not pid_s.isdigit():
+            return False
+        return bool(ticks) and _start_ticks(int(pid_s)) == ticks
+
+    async def reattach(self, jid: str, start_info: str) -> bool:
+        if self._alive(jid):
+            self._adopted[jid] = int(jid.partition(".")[0])
+            return True
+        return False
+
+    # -- cancel -----------------------------------------------------------------
+    async def cancel(self, jids: Sequence[str]) -> None:
+        pids = []
+        for jid in jids:
+            pid = self._children.get(jid) or self._adopted.get(jid)
+            if pid is None and self._alive(jid):
+                pid = int(jid.partition(".")[0])
+            if pid is None:
+                continue
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGTERM)
+            pids.append((jid, pid))
+        if not pids:
+            return
+        deadline = asyncio.get_running_loop().time() + CANCEL_GRACE
+        while pids and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+            pids = [(j, p) for j, p in pids if self._still_there(j, p)]
+        for _jid, pid in pids:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+
+    def _still_there(self, jid: str, pid: int) -> bool:
+        if jid in self._children:
+            return pid in self._fds or not self._reap(jid, pid, block=False)
+        try:
+            os.killpg(pid, 0)
+        except OSError:
+            return False
+        return True
+
+    def release(self, jid: str) -> None:
+        self._exited.pop(jid, None)
+        self._adopted.pop(jid, None)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        for fd in self._fds.values():
+            loop.remove_reader(fd)
+            os.close(fd)
+        self._fds.clear()
+        with contextlib.suppress(OSError):
+            os.close(self._devnull)

@@ -1,0 +1,254 @@
+"""What each CLI command does (the parsing lives in cli.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+from rich.table import Table
+
+from xqdecl import journal as J
+from xqdecl.backends import backend_class
+from xqdecl.backends.base import BackendContext
+from xqdecl.errors import BackendError, ExitCode, UnknownJobError
+from xqdecl.journal import Journal, JournalReader, JobRow
+from xqdecl.layout import RunDir, tail
+from xqdecl.lock import RunLock, holder_of, holder_pid
+from xqdecl.output import Output, counts_line
+from xqdecl.plan import Plan, render_job, write_wrapper
+from xqdecl.runner import Runner
+from xqdecl.spec import Spec, json_schema, load_spec
+
+
+def _rundir(spec: Spec) -> RunDir:
+    return RunDir(Path(spec.workdir) / spec.name)
+
+
+def schema(out: Output) -> int:
+    out.json(json_schema())
+    return ExitCode.OK
+
+
+def validate(path: str, out: Output) -> int:
+    spec = load_spec(path)
+    total = spec.total_jobs()
+    if out.mode == "json":
+        out.json({"valid": True, "run": spec.name, "jobs": total, "groups": len(spec.jobs)})
+    else:
+        out.info(f"{path}: valid ({total} jobs in {len(spec.jobs)} groups, run {spec.name!r})")
+    return ExitCode.OK
+
+
+def _backend(spec: Spec, plan: Plan):  # type: ignore[no-untyped-def]
+    cls = backend_class(spec.scheduler.type)
+    ctx = BackendContext(
+        run=spec.name, rundir=plan.rundir.root, mounted_rundir=plan.mounted_rundir,
+        forks=spec.forks or cls.default_forks(),
+    )
+    return cls(spec.scheduler, ctx)
+
+
+def _plan_summary(spec: Spec, plan: Plan, show: int) -> dict[str, object]:
+    backend = _backend(spec, plan)
+    groups = []
+    shown: dict[int, list[str]] = {}
+    for g in plan.groups:
+        shown[g.index] = []
+    for job in plan.jobs():
+        lst = shown[job.group]
+        if len(lst) < show:
+            cmd = job.cmd if isinstance(job.cmd, str) else " ".join(job.cmd)
+            lst.append(f"[{job.index}] {job.name}: {cmd}")
+        if all(len(v) >= min(show, plan.groups[k].count) for k, v in shown.items()):
+            break
+    for g in plan.groups:
+        groups.append({
+            "group": g.index, "jobs": g.count, "first_index": g.first,
+            "submission": backend.describe_group(g.count, g.options),
+            "examples": shown[g.index],
+        })
+    return {"run": spec.name, "backend": backend.name, "jobs": plan.total,
+            "rundir": str(plan.rundir.root), "groups": groups}
+
+
+def _print_plan(out: Output, summary: dict[str, object]) -> None:
+    out.info(f"run {summary['run']}: {summary['jobs']} jobs on {summary['backend']}, "
+             f"state in {summary['rundir']}")
+    for g in summary["groups"]:  # type: ignore[attr-defined]
+        out.info(f"group {g['group']}: {g['jobs']} jobs (from index {g['first_index']}); "
+                 f"{g['submission']}")
+        for line in g["examples"]:
+            out.info(f"    {line}")
+
+
+def plan(path: str, out: Output, show: int) -> int:
+    spec = load_spec(path)
+    summary = _plan_summary(spec, Plan(spec), show)
+    if out.mode == "json":
+        out.json(summary)
+    else:
+        _print_plan(out, summary)
+    return ExitCode.OK
+
+
+def dry_run(path: str, out: Output) -> int:
+    spec = load_spec(path)
+    p = Plan(spec)
+    backend = _backend(spec, p)
+    p.rundir.create()
+    directives = {g.index: backend.directives(g.options) for g in p.groups}
+    n = 0
+    for job in p.jobs():
+        write_wrapper(p.rundir.script(job.index), render_job(p, job, directives[job.group]))
+        n += 1
+    summary = _plan_summary(spec, p, 3)
+    summary["rendered"] = n
+    summary["submitted"] = 0
+    if out.mode == "json":
+        out.json(summary)
+    else:
+        _print_plan(out, summary)
+        out.info(f"dry run: {n} wrapper scripts rendered under {p.rundir.jobs}; "
+                 "nothing was submitted")
+    return ExitCode.OK
+
+
+async def run(path: str, out: Output, fresh: bool = False) -> int:
+    spec = load_spec(path)
+    result = await Runner(spec, fresh=fresh, reporter=out.reporter()).run()
+    if out.mode == "json":
+        out.json({
+            "run": result.run, "exit_code": int(result.exit_code), "counts": result.counts,
+            "elapsed": round(result.elapsed, 3), "retried": result.retried,
+            "failed": [_job_json(r) for r in result.failed],
+        })
+    return result.exit_code
+
+
+def _job_json(row: JobRow) -> dict[str, object]:
+    trials = 0 if row.status == J.QUEUED else row.trial + 1
+    return {"index": row.idx, "name": row.name, "status": row.status, "rc": row.rc,
+            "trials": trials, "jid": row.jid}
+
+
+def _stderr_tail(rd: RunDir, row: JobRow, lines: int = 5) -> list[str]:
+    text = tail(rd.file(row.idx, "stderr", row.trial), lines)
+    return text + tail(rd.file(row.idx, "notes", row.trial), lines)
+
+
+def status(path: str, out: Output) -> int:
+    spec = load_spec(path)
+    rd = _rundir(spec)
+    holder = holder_of(rd.lock) if rd.lock.exists() else None
+    if not rd.journal.exists():
+        if out.mode == "json":
+            out.json({"run": spec.name, "counts": {}, "jobs": [], "live": False})
+        else:
+            out.info(f"run {spec.name}: not started yet (no state in {rd.root})")
+        return ExitCode.OK
+    reader = JournalReader(rd.journal)
+    try:
+        counts = reader.counts()
+        meta = reader.meta()
+        if out.mode == "json":
+            out.json({"run": spec.name, "counts": counts, "live": holder is not None,
+                      "jobs": [_job_json(r) for r in reader.rows()]})
+            return ExitCode.OK
+        failed = list(reader.rows("WHERE status=?", (J.FAILED,)))
+    finally:
+        reader.close()
+    total = int(meta.get("total") or sum(counts.values()))
+    state = f"running ({holder})" if holder else "not running"
+    out.info(f"run {spec.name}: {state}")
+    table = Table(title=counts_line(counts, total), title_justify="left")
+    table.add_column("status")
+    table.add_column("jobs", justify="right")
+    for k in J.STATUSES:
+        if counts.get(k):
+            table.add_row(k, str(counts[k]))
+    out.print(table)
+    for row in failed[:10]:
+        out.print(f"failed: job {row.idx} {row.name} rc={row.rc} trial={row.trial}")
+        for line in _stderr_tail(rd, row):
+            out.print(f"    {line}")
+    if len(failed) > 10:
+        out.print(f"... and {len(failed) - 10} more failed jobs")
+    return ExitCode.OK
+
+
+def logs(path: str, out: Output, job: str, stderr: bool, trial: int | None) -> int:
+    spec = load_spec(path)
+    rd = _rundir(spec)
+    try:
+        reader = JournalReader(rd.journal)
+    except FileNotFoundError:
+        raise UnknownJobError(f"run {spec.name} has no jobs yet (no state in {rd.root})") from None
+    try:
+        row = reader.find(job)
+    finally:
+        reader.close()
+    if row is None:
+        raise UnknownJobError(f"run {spec.name} has no job {job!r} (give an index or a name)")
+    t = row.trial if trial is None else trial
+    kind = "stderr" if stderr else "stdout"
+    f = rd.file(row.idx, kind, t)
+    try:
+        with open(f, "rb") as fh:
+            while chunk := fh.read(1 << 16):
+                os.write(1, chunk)
+    except FileNotFoundError:
+        out.error(f"xqdecl: job {row.idx} ({row.name}) has no {kind} for trial {t} yet")
+    if stderr:
+        try:
+            os.write(1, rd.file(row.idx, "notes", t).read_bytes())
+        except OSError:
+            pass
+    return ExitCode.OK
+
+
+def kill(path: str, out: Output) -> int:
+    spec = load_spec(path)
+    rd = _rundir(spec)
+    if not rd.journal.exists():
+        out.info(f"run {spec.name}: nothing to kill (never started)")
+        return ExitCode.OK
+    pid = holder_pid(rd.lock)
+    holder = holder_of(rd.lock)
+    if holder is not None:
+        (rd.root / "kill.request").write_text(f"{time.time()}\n")
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+        out.info(f"run {spec.name}: asked its runner ({holder}) to cancel every live job")
+        deadline = time.monotonic() + 120
+        while holder_of(rd.lock) is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if holder_of(rd.lock) is not None:
+            raise BackendError(f"the runner ({holder}) did not stop within 120 s")
+        out.info(f"run {spec.name}: its runner has stopped")
+        return ExitCode.OK
+    return asyncio.run(_kill_direct(spec, rd, out))
+
+
+async def _kill_direct(spec: Spec, rd: RunDir, out: Output) -> int:
+    """No runner: cancel the live jobs the journal lists, holding the run's lock."""
+    lock = RunLock(rd.lock)
+    lock.acquire()
+    try:
+        journal = Journal(rd.journal)
+        rows = [r for r in journal.load().values() if r.status in J.LIVE]
+        backend = _backend(spec, Plan(spec))
+        jids = [r.jid for r in rows if r.jid]
+        if jids:
+            await backend.cancel(jids)
+        for r in rows:
+            r.status, r.note, r.ended = J.CANCELLED, "cancelled by xqdecl kill", time.time()
+        journal.update(rows)
+        journal.close()
+        await backend.close()
+    finally:
+        lock.release()
+    out.info(f"run {spec.name}: cancelled {len(rows)} live jobs")
+    return ExitCode.OK

@@ -1,0 +1,197 @@
+"""The run journal: the runner's own record of every job, in SQLite.
+
+Only the runner writes it (the wrappers write their own files, see
+docs/internals.md). It is written in one transaction per loop cycle, and
+before a submission the job's intent (`submitting`, trial) is committed, so a
+runner killed at any instant leaves a journal that says what may be live.
+Readers (`xqdecl status` from another terminal) open it read-only; WAL mode
+lets them read while the runner writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from xqdecl.errors import BackendError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    idx INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    grp INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    trial INTEGER NOT NULL DEFAULT 0,
+    jid TEXT,
+    rc INTEGER,
+    submitted REAL,
+    started REAL,
+    ended REAL,
+    note TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+#: statuses a job can have in the journal
+QUEUED, SUBMITTING, SUBMITTED, RUNNING = "queued", "submitting", "submitted", "running"
+SUCCEEDED, FAILED, CANCELLED, SKIPPED = "succeeded", "failed", "cancelled", "skipped"
+STATUSES = (QUEUED, SUBMITTING, SUBMITTED, RUNNING, SUCCEEDED, FAILED, CANCELLED, SKIPPED)
+LIVE = frozenset({SUBMITTING, SUBMITTED, RUNNING})
+TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, SKIPPED})
+
+
+@dataclass(slots=True)
+class JobRow:
+    """One job as the journal has it."""
+
+    idx: int
+    name: str
+    grp: int
+    hash: str
+    status: str
+    trial: int = 0
+    jid: str | None = None
+    rc: int | None = None
+    submitted: float | None = None
+    started: float | None = None
+    ended: float | None = None
+    note: str | None = None
+    first_trial: int = 0  # trial this run started the job at (not stored)
+
+    def values(self) -> tuple[Any, ...]:
+        return (
+            self.name, self.grp, self.hash, self.status, self.trial, self.jid, self.rc,
+            self.submitted, self.started, self.ended, self.note, self.idx,
+        )
+
+
+_COLUMNS = "idx, name, grp, hash, status, trial, jid, rc, submitted, started, ended, note"
+
+
+def _wrap(exc: sqlite3.Error, path: Path) -> BackendError:
+    return BackendError(f"the run journal {path} cannot be used: {exc}")
+
+
+class Journal:
+    """Read-write access for the runner."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.Error as exc:
+            raise _wrap(exc, path) from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def load(self) -> dict[int, JobRow]:
+        try:
+            rows = self.db.execute(f"SELECT {_COLUMNS} FROM jobs").fetchall()
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+        return {r[0]: JobRow(*r) for r in rows}
+
+    def replace_all(self, rows: Iterable[JobRow]) -> None:
+        """Write the whole job table (start of a run)."""
+        try:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM jobs")
+            self.db.executemany(
+                f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                ((r.idx, *r.values()[:-1]) for r in rows),
+            )
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _wrap(exc, self.path) from exc
+
+    def update(self, rows: Iterable[JobRow]) -> None:
+        """Write the given rows in one transaction."""
+        try:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "UPDATE jobs SET name=?, grp=?, hash=?, status=?, trial=?, jid=?, rc=?, "
+                "submitted=?, started=?, ended=?, note=? WHERE idx=?",
+                (r.values() for r in rows),
+            )
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _wrap(exc, self.path) from exc
+
+    def set_meta(self, **values: Any) -> None:
+        try:
+            self.db.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                ((k, json.dumps(v)) for k, v in values.items()),
+            )
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+
+    def _rollback(self) -> None:
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+
+class JournalReader:
+    """Read-only access (status, logs), safe while a runner writes."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        if not path.exists():
+            raise FileNotFoundError(path)
+        try:
+            self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        except sqlite3.Error as exc:
+            raise _wrap(exc, path) from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def meta(self) -> dict[str, Any]:
+        try:
+            rows = self.db.execute("SELECT key, value FROM meta").fetchall()
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+        return {k: json.loads(v) for k, v in rows}
+
+    def counts(self) -> dict[str, int]:
+        try:
+            rows = self.db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+        return dict(rows)
+
+    def rows(self, where: str = "", args: tuple[Any, ...] = ()) -> Iterator[JobRow]:
+        try:
+            cur = self.db.execute(f"SELECT {_COLUMNS} FROM jobs {where} ORDER BY idx", args)
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+        for r in cur:
+            yield JobRow(*r)
+
+    def find(self, key: str) -> JobRow | None:
+        """A job by index or by name."""
+        if key.isdigit():
+            found = list(self.rows("WHERE idx=?", (int(key),)))
+            if found:
+                return found[0]
+        found = list(self.rows("WHERE name=?", (key,)))
+        return found[0] if found else None
+
+
+def now() -> float:
+    return time.time()

@@ -1,0 +1,73 @@
+"""One runner per run: an flock on `runner.lock` that dies with its holder."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import socket
+from pathlib import Path
+
+from xqdecl.errors import BackendError
+
+
+class RunLock:
+    """Held for the life of a runner. A dead runner's lock is free again at once
+    (the kernel drops an flock with its process), so no stale lock can block."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd = -1
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = holder_of(self.path) or "another process"
+            os.close(fd)
+            raise BackendError(
+                f"this run is already being run by {holder}; wait for it, or stop it with "
+                "`xqdecl kill`"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, 0)
+            os.close(self.fd)
+            self.fd = -1
+
+
+def holder_of(path: Path) -> str | None:
+    """'host pid N' of the runner holding the lock, or None when nobody holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.read(fd, 200).decode(errors="replace").split()
+            if len(text) >= 2:
+                return f"{text[0]} pid {text[1]}"
+            return "a runner"
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def holder_pid(path: Path) -> int | None:
+    """The pid of the lock holder when it runs on this host."""
+    holder = holder_of(path)
+    if not holder:
+        return None
+    host, _, pid = holder.partition(" pid ")
+    if host == socket.gethostname() and pid.isdigit():
+        return int(pid)
+    return None

@@ -1,0 +1,54 @@
+"""Start of a run: render every wrapper and decide each job's starting state
+from what an earlier run of the same spec left in the journal."""
+
+from __future__ import annotations
+
+from xqdecl import journal as J
+from xqdecl.journal import JobRow
+from xqdecl.layout import RunDir
+from xqdecl.plan import Plan, render_job, write_wrapper
+
+
+def read_rc(rd: RunDir, index: int, trial: int) -> int | None:
+    """The rc a trial's wrapper recorded, or None (missing, empty, garbage, unreadable)."""
+    try:
+        with open(rd.file(index, "rc", trial), "rb") as fh:
+            first = fh.readline(64)
+        return int(first.strip())
+    except (OSError, ValueError):
+        return None
+
+
+def prepare_jobs(
+    plan: Plan, directives: dict[int, list[str]], previous: dict[int, JobRow]
+) -> tuple[list[JobRow], list[JobRow]]:
+    """Rows for every job of the plan, and those an earlier runner left live.
+
+    A job that succeeded before with the same definition hash is skipped; a
+    job that ran before gets a new trial number, so no earlier output is ever
+    overwritten; a live one is handed back for re-attachment.
+    """
+    rows: list[JobRow] = []
+    live: list[JobRow] = []
+    rd = plan.rundir
+    for job in plan.jobs():
+        text = render_job(plan, job, directives[job.group])
+        digest = write_wrapper(rd.script(job.index), text)
+        prev = previous.get(job.index)
+        row = JobRow(idx=job.index, name=job.name, grp=job.group, hash=digest, status=J.QUEUED)
+        if prev is not None:
+            row.trial = prev.trial
+            same = prev.hash == digest and prev.name == job.name
+            if same and prev.status in (J.SUCCEEDED, J.SKIPPED):
+                row.status, row.rc, row.jid = J.SKIPPED, 0, prev.jid
+                row.submitted, row.started, row.ended = prev.submitted, prev.started, prev.ended
+                row.note = "succeeded in an earlier run"
+            elif same and prev.status in J.LIVE:
+                row.status, row.jid = prev.status, prev.jid
+                row.submitted, row.started = prev.submitted, prev.started
+                live.append(row)
+            elif prev.status != J.QUEUED or prev.jid:
+                row.trial = prev.trial + 1
+        row.first_trial = row.trial
+        rows.append(row)
+    return rows, live

@@ -1,0 +1,433 @@
+"""The orchestration loop: submit within limits, watch, retry, stop cleanly.
+
+Per-cycle cost follows the jobs in flight, never all jobs of the run: the
+queue is a deque, counts are kept incrementally, the poller reads only what
+its events folder names (plus a slow safety-net sweep over jobs in flight),
+and the journal is written only for rows that changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from xqdecl import journal as J
+from xqdecl.backends import backend_class
+from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission
+from xqdecl.errors import BackendError, ExitCode
+from xqdecl.journal import Journal, JobRow
+from xqdecl.lock import RunLock
+from xqdecl.plan import Plan
+from xqdecl.poller import make_poller
+from xqdecl.prepare import prepare_jobs, read_rc
+from xqdecl.spec import Spec
+
+#: consecutive failed scheduler calls before the run gives up (exit 4)
+MAX_BACKEND_FAILURES = 8
+
+
+@dataclass
+class RunResult:
+    """What a finished (or stopped) run reports."""
+
+    run: str
+    rundir: str
+    exit_code: ExitCode
+    counts: dict[str, int]
+    failed: list[JobRow] = field(default_factory=list)
+    elapsed: float = 0.0
+    retried: int = 0
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == ExitCode.OK
+
+
+class Reporter:
+    """Receives progress from the runner; the CLI's output layer subclasses it."""
+
+    def start(self, run: str, total: int, counts: dict[str, int]) -> None: ...
+    def progress(self, counts: dict[str, int]) -> None: ...
+    def message(self, text: str) -> None: ...
+    def finish(self, result: RunResult) -> None: ...
+
+
+class Runner:
+    """Runs one spec to the end. Use `await Runner(spec).run()`."""
+
+    def __init__(
+        self,
+        spec: Spec,
+        *,
+        fresh: bool = False,
+        reporter: Reporter | None = None,
+        poll_interval: float | None = None,
+    ):
+        self.spec = spec
+        self.fresh = fresh
+        self.reporter = reporter or Reporter()
+        cls = backend_class(spec.scheduler.type)
+        self.backend_cls = cls
+        mounted = getattr(spec.scheduler, "mounted_workdir", None)
+        self.plan = Plan(spec, mounted_rundir=f"{mounted}/{spec.name}" if mounted else None)
+        self.rd = self.plan.rundir
+        self.forks = spec.forks or cls.default_forks()
+        self.poll_interval = poll_interval if poll_interval is not None else cls.poll_interval
+        self.rows: list[JobRow] = []
+        self.queue: deque[int] = deque()
+        self.inflight: dict[int, JobRow] = {}
+        self.counts: dict[str, int] = dict.fromkeys(J.STATUSES, 0)
+        self.dirty: set[int] = set()
+        self.lost_since: dict[int, float] = {}
+        self.retried = 0
+        self.stop_reason: ExitCode | None = None
+        self.force = False
+        self.failures = 0
+        self._wake = asyncio.Event()
+
+    # -- bookkeeping --------------------------------------------------------------
+    def _set(self, row: JobRow, status: str) -> None:
+        self.counts[row.status] -= 1
+        self.counts[status] += 1
+        row.status = status
+        self.dirty.add(row.idx)
+
+    def _flush(self) -> None:
+        if self.dirty:
+            self.journal.update(self.rows[i] for i in sorted(self.dirty))
+            self.dirty.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- the run --------------------------------------------------------------------
+    async def run(self) -> RunResult:
+        t0 = time.monotonic()
+        self.rd.create()
+        lock = RunLock(self.rd.lock)
+        lock.acquire()
+        self.journal = Journal(self.rd.journal)
+        ctx = BackendContext(
+            run=self.spec.name,
+            rundir=self.rd.root,
+            mounted_rundir=self.plan.mounted_rundir,
+            forks=self.forks,
+            wake=self.wake,
+        )
+        backend = self.backend_cls(self.spec.scheduler, ctx)
+        self.backend = backend
+        loop = asyncio.get_running_loop()
+        installed = self._install_signals(loop)
+        try:
+            await self._prepare()
+            self.reporter.start(self.spec.name, len(self.rows), dict(self.counts))
+            await self._loop()
+        except BackendError as exc:
+            self.reporter.message(f"error: {exc}")
+            self.stop_reason = ExitCode.BACKEND
+            self.message = str(exc)
+            await self._cancel_inflight()
+        finally:
+            with contextlib.suppress(Exception):
+                self._flush()
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            await backend.close()
+        result = self._result(time.monotonic() - t0)
+        with contextlib.suppress(BackendError):
+            self.journal.set_meta(ended=time.time(), exit_code=int(result.exit_code))
+        self.journal.close()
+        lock.release()
+        self.reporter.finish(result)
+        return result
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> list[int]:
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                installed.append(sig)
+            except (RuntimeError, ValueError):  # not the main thread
+                pass
+        return installed
+
+    def _on_signal(self, sig: int) -> None:
+        if self.stop_reason == ExitCode.INTERRUPTED:
+            self.force = True  # a second Ctrl-C: stop waiting for a clean cancel
+            self.reporter.message("interrupted again: killing live jobs now")
+        else:
+            self.reporter.message(
+                f"{signal.Signals(sig).name} received: cancelling live jobs (again to force)"
+            )
+        self.stop_reason = ExitCode.INTERRUPTED
+        self.wake()
+
+    async def _prepare(self) -> None:
+        directives = {g.index: self.backend.directives(g.options) for g in self.plan.groups}
+        previous = {} if self.fresh else self.journal.load()
+        rows, live = prepare_jobs(self.plan, directives, previous)
+        self.rows = rows
+        for row in rows:
+            self.counts[row.status] += 1
+        self.journal.replace_all(rows)
+        self.journal.set_meta(
+            run=self.spec.name, spec=self.spec.source, total=len(rows), started=time.time(),
+            backend=self.backend.name, ended=None, exit_code=None,
+        )
+        self.poller = make_poller(str(self.rd.root))
+        await self._reattach(live)
+        self.queue.extend(r.idx for r in rows if r.status == J.QUEUED)
+
+    async def _reattach(self, live: list[JobRow]) -> None:
+        """Jobs an earlier runner left live: keep them if still alive, else decide."""
+        for row in live:
+            rc = read_rc(self.rd, row.idx, row.trial)
+            if rc is not None:
+                self.inflight[row.idx] = row
+                self._finish(row, rc, "")
+            elif row.jid and await self.backend.reattach(row.jid, ""):
+                self.inflight[row.idx] = row
+                self.poller.watch([(row.idx, row.trial)])
+            else:
+                row.note = "its earlier runner died; it will run again"
+                row.trial += 1
+                self._set(row, J.QUEUED)
+
+    async def _loop(self) -> None:
+        now = time.monotonic()
+        next_sweep = now + self.backend.sweep_interval
+        next_query = now
+        while True:
+            if self.stop_reason is not None:
+                await self._cancel_inflight()
+                return
+            await self._fill()
+            if not self.queue and not self.inflight:
+                return
+            self._flush()
+            self.reporter.progress(self.counts)
+            if not self._wake.is_set():
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+            now = time.monotonic()
+            sweep = now >= next_sweep
+            if sweep:
+                next_sweep = now + self.backend.sweep_interval
+            self._collect(sweep)
+            if self.inflight and (now >= next_query or self.backend.query_interval <= 0):
+                next_query = now + self.backend.query_interval
+                await self._liveness()
+
+    # -- submission ---------------------------------------------------------------------
+    async def _fill(self) -> None:
+        if not self.queue:
+            return
+        if self.backend.arrays:
+            take = len(self.queue)
+        else:
+            take = min(self.forks - len(self.inflight), len(self.queue))
+        if take <= 0:
+            return
+        batch = [self.rows[self.queue.popleft()] for _ in range(take)]
+        for row in batch:
+            row.jid = None
+            row.rc = None
+            row.note = None
+            self.inflight[row.idx] = row
+            self._set(row, J.SUBMITTING)
+        self.poller.watch([(r.idx, r.trial) for r in batch])
+        self._flush()  # the intent is durable before anything is submitted
+        subs = [self._submission(r) for r in batch]
+        n = max(1, self.spec.submission_batch)
+        size = max(1, -(-len(subs) // n)) if not self.backend.arrays else len(subs)
+        chunks = [subs[i : i + size] for i in range(0, len(subs), size)]
+        try:
+            results = await asyncio.gather(*(self.backend.submit(c) for c in chunks))
+        except BackendError as exc:
+            self._backend_failed(exc)
+            for row in reversed(batch):
+                self.inflight.pop(row.idx, None)
+                self._set(row, J.QUEUED)
+                self.queue.appendleft(row.idx)
+            self.poller.unwatch([r.idx for r in batch])
+            await asyncio.sleep(min(30.0, 0.5 * 2**self.failures))
+            return
+        self.failures = 0
+        stamp = time.time()
+        for res in (r for chunk in results for r in chunk):
+            row = self.rows[res.index]
+            if res.jid is None:
+                self._finish(row, None, f"submission failed: {res.error}")
+                continue
+            row.jid = res.jid
+            row.submitted = stamp
+            if row.status == J.SUBMITTING:
+                self._set(row, J.SUBMITTED)
+
+    def _submission(self, row: JobRow) -> Submission:
+        g = self.plan.groups[row.grp]
+        return Submission(
+            index=row.idx, trial=row.trial, name=row.name, script=self.rd.script(row.idx),
+            group=row.grp, options=g.options, timeout=g.timeout,
+        )
+
+    def _backend_failed(self, exc: BackendError) -> None:
+        self.failures += 1
+        if self.failures == 1:
+            self.reporter.message(f"warning: {exc} (retrying)")
+        if self.failures >= MAX_BACKEND_FAILURES:
+            raise BackendError(f"the scheduler kept failing: {exc}")
+
+    # -- watching ---------------------------------------------------------------------------
+    def _collect(self, sweep: bool) -> None:
+        changes = self.poller.poll_events()
+        if sweep:
+            changes = [*changes, *self.poller.sweep()]
+        self._apply(changes)
+
+    def _apply(self, changes: Iterable[tuple[int, int, bool, int | None]]) -> None:
+        for idx, trial, started, rc in changes:
+            row = self.inflight.get(idx)
+            if row is None or row.trial != trial:
+                continue
+            if started and row.status in (J.SUBMITTING, J.SUBMITTED):
+                row.started = time.time()
+                self._set(row, J.RUNNING)
+            if rc is not None:
+                self._finish(row, rc, "")
+
+    async def _liveness(self) -> None:
+        rows = [r for r in self.inflight.values() if r.jid]
+        try:
+            states = await self.backend.query([r.jid for r in rows if r.jid])
+        except BackendError as exc:
+            self._backend_failed(exc)
+            return
+        self.failures = 0
+        now = time.monotonic()
+        for row in rows:
+            state = states.get(row.jid or "")
+            if state is not None and state.liveness in (Liveness.PENDING, Liveness.RUNNING):
+                self.lost_since.pop(row.idx, None)
+                if state.liveness is Liveness.RUNNING and row.status == J.SUBMITTED:
+                    row.started = row.started or time.time()
+                    self._set(row, J.RUNNING)
+                continue
+            self._gone(row, state, now)
+
+    def _gone(self, row: JobRow, state: JobState | None, now: float) -> None:
+        """The scheduler no longer runs this job: the rc file decides, after a grace."""
+        rc = read_rc(self.rd, row.idx, row.trial)
+        if rc is not None:
+            self._finish(row, rc, "")
+            return
+        first = self.lost_since.setdefault(row.idx, now)
+        if now - first < self.backend.lost_grace:
+            return
+        if state is None:
+            why = "the job vanished from the scheduler without writing its rc file"
+        else:
+            why = f"the scheduler reports {state.reason or state.liveness.value}"
+            why += " and the job wrote no rc file"
+        self._finish(row, None, why)
+
+    # -- outcomes -------------------------------------------------------------------------------
+    def _finish(self, row: JobRow, rc: int | None, note: str) -> None:
+        self.inflight.pop(row.idx, None)
+        self.lost_since.pop(row.idx, None)
+        self.poller.unwatch([row.idx])
+        if row.jid:
+            self.backend.release(row.jid)
+        row.rc = rc
+        row.ended = time.time()
+        if note:
+            row.note = note
+            self._write_note(row, note)
+        if rc == 0:
+            self._set(row, J.SUCCEEDED)
+            return
+        g = self.plan.groups[row.grp]
+        retries = row.trial - row.first_trial
+        if g.error_strategy == "retry" and retries < g.num_retries and self.stop_reason is None:
+            row.trial += 1
+            self.retried += 1
+            self._set(row, J.QUEUED)
+            self.queue.append(row.idx)
+            return
+        self._set(row, J.FAILED)
+        if g.error_strategy == "halt" and self.stop_reason is None:
+            self.reporter.message(f"job {row.idx} ({row.name}) failed: halting the run")
+            self.stop_reason = ExitCode.JOBS_FAILED
+
+    def _write_note(self, row: JobRow, note: str) -> None:
+        with contextlib.suppress(OSError):
+            with open(self.rd.file(row.idx, "notes", row.trial), "a", encoding="utf-8") as fh:
+                fh.write(f"xqdecl: {note}\n")
+
+    async def _cancel_inflight(self) -> None:
+        """Cancel every live job, then record what each one became."""
+        for idx in self.queue:
+            if self.stop_reason == ExitCode.JOBS_FAILED:
+                self.rows[idx].note = "not started: the run halted"
+                self._set(self.rows[idx], J.CANCELLED)
+        self.queue.clear()
+        live = list(self.inflight.values())
+        if not live:
+            return
+        jids = [r.jid for r in live if r.jid]
+        if jids:
+            try:
+                await self._cancel(jids)
+            except BackendError as exc:
+                self.reporter.message(f"warning: cancelling failed: {exc}")
+        self._collect(True)
+        for row in list(self.inflight.values()):
+            rc = read_rc(self.rd, row.idx, row.trial)
+            self.inflight.pop(row.idx, None)
+            self.poller.unwatch([row.idx])
+            row.rc = rc
+            row.ended = time.time()
+            row.note = "cancelled"
+            self._set(row, J.CANCELLED)
+
+    async def _cancel(self, jids: Sequence[str]) -> None:
+        task = asyncio.ensure_future(self.backend.cancel(jids))
+        while not task.done():
+            await asyncio.wait([task], timeout=0.1)
+            if self.force and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, BackendError):
+                    await task
+                await self.backend.kill_now(jids)
+                return
+        task.result()
+
+    def _result(self, elapsed: float) -> RunResult:
+        failed = [r for r in self.rows if r.status == J.FAILED]
+        if self.stop_reason == ExitCode.INTERRUPTED:
+            code = ExitCode.INTERRUPTED
+        elif self.stop_reason == ExitCode.BACKEND:
+            code = ExitCode.BACKEND
+        elif failed or self.counts[J.CANCELLED] or self.counts[J.QUEUED]:
+            code = ExitCode.JOBS_FAILED
+        else:
+            code = ExitCode.OK
+        return RunResult(
+            run=self.spec.name, rundir=str(self.rd.root), exit_code=code,
+            counts={k: v for k, v in self.counts.items() if v},
+            failed=failed, elapsed=elapsed, retried=self.retried,
+            message=getattr(self, "message", ""),
+        )
+
+
+def run_spec(spec: Spec, **kwargs: object) -> RunResult:
+    """Blocking run (the Python API's `xqdecl.run`)."""
+    return asyncio.run(Runner(spec, **kwargs).run())  # type: ignore[arg-type]
+
