@@ -1,0 +1,206 @@
+"""Whole-spec checks, run once every field is valid; they build the group plans.
+
+For each group: its parameter axes (`params`), its effective settings (run
+settings updated by the group's, with the group's partial scheduler options
+validated against the run's backend model), and its templates, each parsed
+once and checked against the group's parameter names. Then every job name
+is rendered once to prove the names unique. Problems are collected with
+their paths and raised together as `SpecIssues`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from xqdecl.spec.issues import Issue, SpecIssues, pydantic_issues
+from xqdecl.spec.models import GroupSettings
+from xqdecl.spec.params import GroupParams, group_params
+from xqdecl.spec.schedulers import merge_options
+from xqdecl.spec.template import Loc, Template, TemplateError
+
+if TYPE_CHECKING:
+    from xqdecl.spec.models import Spec
+
+#: How many duplicate job names an error lists.
+SHOWN_DUPLICATES = 3
+
+
+@dataclass(slots=True)
+class GroupPlan:
+    """Everything needed to expand and render the jobs of one group."""
+
+    settings: GroupSettings
+    params: GroupParams
+    offset: int  # global index of the group's first job
+    count: int
+    name: Template
+    cmd: Template | tuple[Template, ...]  # a string is run by bash; a tuple is an argv
+    env: dict[str, Template]
+    cwd: Template
+    prescript: Template
+    postscript: Template
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.issues: list[Issue] = []
+
+    def template(self, text: str, loc: Loc) -> Template:
+        try:
+            return Template(text, loc)
+        except TemplateError as exc:
+            self.issues.append((loc, exc.message))
+            return Template("")
+
+    def path_template(self, text: str, loc: Loc, base: str) -> Template:
+        """A resolved path: the spec folder's own braces are not placeholders."""
+        if text.startswith(base):
+            escaped = base.replace("{", "{{").replace("}", "}}")
+            try:
+                template = Template(escaped + text[len(base) :], loc)
+            except TemplateError as exc:
+                self.issues.append((loc, exc.message))
+                return Template("")
+            template.text = text
+            return template
+        return self.template(text, loc)
+
+
+def finish(spec: Spec, context: dict[str, Any]) -> list[GroupPlan]:
+    """Check what spans fields and build one plan per group (or raise SpecIssues)."""
+    found = _Collector()
+    base = str(spec.base_dir)
+    run_env = {k: found.template(v, ("env", k)) for k, v in spec.env.items()}
+    run_cwd = found.path_template(spec.cwd, ("cwd",), base)
+    run_pre = found.template(spec.prescript, ("prescript",))
+    run_post = found.template(spec.postscript, ("postscript",))
+    plans: list[GroupPlan] = []
+    offset = 0
+    for g, group in enumerate(spec.jobs):
+        where: Loc = ("jobs", g)
+        params, problems = group_params(group, where)
+        found.issues.extend(problems)
+        settings = _settings(spec, g, context, found)
+        env = dict(run_env)
+        env.update({k: found.template(v, (*where, "env", k)) for k, v in group.env.items()})
+        cmd: Template | tuple[Template, ...]
+        if isinstance(group.cmd, str):
+            cmd = found.template(group.cmd, (*where, "cmd"))
+        else:
+            cmd = tuple(found.template(a, (*where, "cmd", i)) for i, a in enumerate(group.cmd))
+        plan = GroupPlan(
+            settings=settings,
+            params=params,
+            offset=offset,
+            count=params.count,
+            name=found.template(group.name, (*where, "name")),
+            cmd=cmd,
+            env=env,
+            cwd=(found.path_template(group.cwd, (*where, "cwd"), base)
+                 if group.cwd is not None else run_cwd),
+            prescript=(found.template(group.prescript, (*where, "prescript"))
+                       if group.prescript is not None else run_pre),
+            postscript=(found.template(group.postscript, (*where, "postscript"))
+                        if group.postscript is not None else run_post),
+        )
+        if not problems:
+            _check_placeholders(plan, g, found)
+        plans.append(plan)
+        offset += plan.count
+    if not found.issues:
+        found.issues.extend(_duplicate_names(plans))
+    if found.issues:
+        raise SpecIssues(found.issues, spec.source)
+    return plans
+
+
+def _settings(spec: Spec, g: int, context: dict[str, Any], found: _Collector) -> GroupSettings:
+    group = spec.jobs[g]
+    where: Loc = ("jobs", g)
+    scheduler = spec.scheduler
+    if group.scheduler:
+        options = dict(group.scheduler)
+        kind = options.pop("type", scheduler.type)
+        if kind != scheduler.type:
+            found.issues.append((
+                (*where, "scheduler", "type"),
+                f"the scheduler type is set once for the run (it is {scheduler.type!r});"
+                " a group may only change its options",
+            ))
+        try:
+            scheduler = merge_options(scheduler, options, context)
+        except ValidationError as exc:
+            shape = {"scheduler": {"type": scheduler.type},
+                     "jobs": [{}] * g + [{"scheduler": group.scheduler}]}
+            found.issues.extend(pydantic_issues(exc, shape, (*where, "scheduler")))
+    env = dict(spec.env)
+    env.update(group.env)
+    return GroupSettings(
+        env=env,
+        timeout=group.timeout if group.timeout is not None else spec.timeout,
+        prescript=group.prescript if group.prescript is not None else spec.prescript,
+        postscript=group.postscript if group.postscript is not None else spec.postscript,
+        cwd=group.cwd if group.cwd is not None else spec.cwd,
+        error_strategy=group.error_strategy or spec.error_strategy,
+        num_retries=group.num_retries if group.num_retries is not None else spec.num_retries,
+        scheduler=scheduler,
+    )
+
+
+def _check_placeholders(plan: GroupPlan, g: int, found: _Collector) -> None:
+    known = {*plan.params.keys, "index"}
+    templates = [plan.name, plan.cwd, plan.prescript, plan.postscript, *plan.env.values()]
+    templates += [plan.cmd] if isinstance(plan.cmd, Template) else list(plan.cmd)
+    for template in templates:
+        inherited = template.loc[:1] != ("jobs",)
+        try:
+            template.check(known, f"used by jobs[{g}]" if inherited else "")
+        except TemplateError as exc:
+            found.issues.append((template.loc, exc.message))
+
+
+def _duplicate_names(plans: list[GroupPlan]) -> list[Issue]:
+    first: dict[str, int] = {}
+    issues: list[Issue] = []
+    for g, plan in enumerate(plans):
+        duplicates: list[str] = []
+        extra = 0
+        for index, name in _names(plan):
+            earlier = first.setdefault(name, index)
+            if earlier != index:
+                if len(duplicates) < SHOWN_DUPLICATES:
+                    duplicates.append(f"{name!r} (jobs {earlier} and {index})")
+                else:
+                    extra += 1
+        if duplicates:
+            text = "job names must be unique after expansion: " + ", ".join(duplicates)
+            if extra:
+                text += f" and {extra} more"
+            issues.append((plan.name.loc or ("jobs", g, "name"), text))
+    return issues
+
+
+def _names(plan: GroupPlan) -> Any:
+    template = plan.name
+    if template.is_constant:
+        name = template.render({})
+        return ((plan.offset + i, name) for i in range(plan.count))
+    keys = plan.params.keys
+    used = set(template.names)
+    start = plan.offset
+    if used == {"index"}:
+        return ((start + i, template.render({"index": str(start + i)}))
+                for i in range(plan.count))
+    return _rendered_names(plan, keys, start)
+
+
+def _rendered_names(plan: GroupPlan, keys: tuple[str, ...], start: int) -> Any:
+    render = plan.name.render
+    for index, values in enumerate(plan.params.combos(), start):
+        params = dict(zip(keys, values, strict=True))
+        params["index"] = str(index)
+        yield index, render(params)
+

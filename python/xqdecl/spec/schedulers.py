@@ -1,0 +1,175 @@
+"""Backend options: one pydantic model per `scheduler.type`.
+
+`SchedulerOptions` is the discriminated union the spec validates
+`[scheduler]` against; `SCHEDULER_MODELS` maps each type name to its model
+(backends take their `options_model` from it). A group's partial
+`scheduler = {...}` is merged over the run's options by `merge_options`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+
+from xqdecl.spec.values import Flag, PositiveInt, base_dir, join_path
+
+
+class SchedulerBase(BaseModel):
+    """Options every backend accepts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    #: The workdir as seen where the jobs run (another host, a container).
+    mounted_workdir: str | None = None
+
+
+class LocalOptions(SchedulerBase):
+    """Jobs run as process groups on this machine."""
+
+    type: Literal["local"] = "local"
+
+
+class SlurmOptions(SchedulerBase):
+    """Slurm: groups are submitted as native job arrays unless `array = false`."""
+
+    type: Literal["slurm"] = "slurm"
+    partition: str | None = None
+    time: str | None = None
+    mem: str | None = None
+    cpus_per_task: PositiveInt | None = None
+    gres: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    array: Flag = True
+    array_throttle: PositiveInt | None = None
+    max_array_size: PositiveInt | None = None
+    directives: list[str] = []
+    sbatch: str = "sbatch"
+    squeue: str = "squeue"
+    sacct: str = "sacct"
+    scancel: str = "scancel"
+
+
+class SgeOptions(SchedulerBase):
+    """Son of / Univa Grid Engine: array jobs unless `array = false`."""
+
+    type: Literal["sge"] = "sge"
+    queue: str | None = None
+    resources: list[str] = []
+    pe: str | None = None
+    array: Flag = True
+    directives: list[str] = []
+    qsub: str = "qsub"
+    qstat: str = "qstat"
+    qacct: str = "qacct"
+    qdel: str = "qdel"
+
+
+_SERVER = re.compile(r"(?:(?P<user>[^@\s]+)@)?(?P<host>[^@:\s]+)(?::(?P<port>\d+))?")
+
+
+class SshServer(BaseModel):
+    """One host of the ssh backend (also written `"user@host:port"`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: Annotated[str, Field(min_length=1)]
+    port: Annotated[int, Field(strict=True, ge=1, le=65535)] = 22
+    user: str | None = None
+    keyfile: str | None = None
+
+    @field_validator("keyfile")
+    @classmethod
+    def _resolve_keyfile(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return None if value is None else join_path(base_dir(info), value)
+
+
+def _server_from_text(value: Any) -> Any:
+    if isinstance(value, str):
+        match = _SERVER.fullmatch(value.strip())
+        if not match:
+            raise ValueError(f"cannot read server {value!r}: write host, user@host or host:port")
+        parts = {k: v for k, v in match.groupdict().items() if v is not None}
+        if "port" in parts:
+            parts["port"] = int(parts["port"])
+        return parts
+    return value
+
+
+class SshOptions(SchedulerBase):
+    """Jobs spread over ssh servers sharing the workdir's filesystem."""
+
+    type: Literal["ssh"] = "ssh"
+    servers: Annotated[list[Annotated[SshServer, BeforeValidator(_server_from_text)]],
+                       Field(min_length=1)]
+    ssh_options: list[str] = []
+
+
+class ContainerOptions(SchedulerBase):
+    """Each job runs in its own container."""
+
+    type: Literal["container"] = "container"
+    runtime: Literal["docker", "podman", "apptainer"]
+    image: Annotated[str, Field(min_length=1)]
+    volumes: list[str] = []
+    entrypoint: str | None = None
+    user: str | None = None
+    runtime_args: list[str] = []
+
+    @field_validator("volumes")
+    @classmethod
+    def _check_volumes(cls, value: list[str]) -> list[str]:
+        for volume in value:
+            host, sep, inside = volume.partition(":")
+            if not (host and sep and inside):
+                raise ValueError(f"a volume is written host:container, got {volume!r}")
+        return value
+
+
+class GbatchOptions(SchedulerBase):
+    """Google Cloud Batch; `job_config` is passed through to the job definition."""
+
+    type: Literal["gbatch"] = "gbatch"
+    project: str | None = None
+    location: str | None = None
+    machine_type: str | None = None
+    image: str | None = None
+    job_config: dict[str, Any] = {}
+
+
+SCHEDULER_MODELS: dict[str, type[SchedulerBase]] = {
+    "local": LocalOptions,
+    "slurm": SlurmOptions,
+    "sge": SgeOptions,
+    "ssh": SshOptions,
+    "container": ContainerOptions,
+    "gbatch": GbatchOptions,
+}
+
+
+def _default_type(value: Any) -> Any:
+    if isinstance(value, dict) and "type" not in value:
+        return {"type": "local", **value}
+    return value
+
+
+SchedulerOptions = Annotated[
+    LocalOptions | SlurmOptions | SgeOptions | SshOptions | ContainerOptions | GbatchOptions,
+    Field(discriminator="type"),
+    BeforeValidator(_default_type),
+]
+
+
+def merge_options(
+    run_options: SchedulerBase, group_options: dict[str, Any], context: dict[str, Any]
+) -> SchedulerBase:
+    """The run's options updated by a group's partial options, validated again
+    with the run's model (raises `pydantic.ValidationError`)."""
+    model = type(run_options)
+    merged = run_options.model_dump(exclude_unset=True)
+    merged.update(group_options)
+    merged["type"] = run_options.type
+    return model.model_validate(merged, context=context)
