@@ -1,0 +1,102 @@
+//! The few filesystem calls of a poll pass, and the stat signature that gates reads.
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::rc::RC_READ_LIMIT;
+
+/// A file or folder younger than this is re-read whatever its stat says: mtime
+/// granularity is coarse, so a same-size rewrite within one tick keeps the stat.
+pub const RECENT_NS: i64 = 2_000_000_000;
+
+/// What one `stat` tells about a file: a changed signature means "read it again".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sig {
+    pub mtime_ns: i64,
+    pub size: u64,
+    pub ino: u64,
+}
+
+impl Sig {
+    fn of(meta: &fs::Metadata) -> Self {
+        let mtime_ns = meta
+            .mtime()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(meta.mtime_nsec());
+        Sig {
+            mtime_ns,
+            size: meta.size(),
+            ino: meta.ino(),
+        }
+    }
+
+    /// True when the mtime is too recent (or in the future) to trust the signature.
+    pub fn is_recent(&self, now_ns: i64) -> bool {
+        now_ns.saturating_sub(self.mtime_ns) < RECENT_NS
+    }
+}
+
+/// `stat` (following links, like `os.stat`); None for any failure.
+pub fn stat(path: &Path) -> Option<Sig> {
+    fs::metadata(path).ok().map(|m| Sig::of(&m))
+}
+
+/// True when `stat` succeeds.
+pub fn exists(path: &Path) -> bool {
+    fs::metadata(path).is_ok()
+}
+
+/// Wall-clock time in nanoseconds since the epoch.
+pub fn now_ns() -> i64 {
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_nanos()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The first bytes (at most RC_READ_LIMIT) of a file; None when it cannot be read.
+pub fn read_head(path: &Path, buf: &mut [u8; RC_READ_LIMIT]) -> Option<usize> {
+    let mut file = File::open(path).ok()?;
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return None,
+        }
+    }
+    Some(filled)
+}
+
+/// Remove a file, ignoring every failure (already gone, a folder, no permission).
+pub fn unlink_quietly(path: &Path) {
+    let _ = fs::remove_file(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::poll::testdir::TempDir;
+
+    #[test]
+    fn stat_and_read() {
+        let d = TempDir::new("fsys");
+        let p = d.path().join("f");
+        assert!(stat(&p).is_none());
+        fs::write(&p, b"12\n").unwrap();
+        let s = stat(&p).unwrap();
+        assert_eq!(s.size, 3);
+        assert!(s.is_recent(now_ns()));
+        assert!(!s.is_recent(s.mtime_ns + RECENT_NS));
+        let mut buf = [0u8; RC_READ_LIMIT];
+        assert_eq!(read_head(&p, &mut buf), Some(3));
+        assert_eq!(&buf[..3], b"12\n");
+        assert_eq!(read_head(d.path(), &mut buf), None); // a folder
+        unlink_quietly(&p);
+        unlink_quietly(&p);
+        assert!(!exists(&p));
+    }
+}
