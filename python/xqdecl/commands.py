@@ -20,7 +20,7 @@ from xqdecl.lock import RunLock, holder_of, holder_pid
 from xqdecl.output import Output, counts_line
 from xqdecl.plan import Plan, render_job, write_wrapper
 from xqdecl.runner import Runner
-from xqdecl.spec import Spec, json_schema, load_spec
+from xqdecl.spec import Spec, count_jobs, json_schema, load_spec
 
 
 def _rundir(spec: Spec) -> RunDir:
@@ -34,7 +34,7 @@ def schema(out: Output) -> int:
 
 def validate(path: str, out: Output) -> int:
     spec = load_spec(path)
-    total = spec.total_jobs()
+    total = count_jobs(spec)
     if out.mode == "json":
         out.json({"valid": True, "run": spec.name, "jobs": total, "groups": len(spec.jobs)})
     else:

@@ -12,48 +12,26 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel
 
 from xqdecl.layout import RunDir
-from xqdecl.spec import Spec, Template, expand
+from xqdecl.spec import RenderedJob, Spec, group_counts, render_all
 from xqdecl.wrapper import WrapperInput, render
 
 
 @dataclass(slots=True)
 class GroupPlan:
-    """One group of the spec with its effective settings and compiled templates."""
+    """One group of the spec with the effective settings the runner needs."""
 
     index: int
     first: int  # global index of its first job
     count: int
-    name: Template
-    cmd: Template | list[Template]
-    env: dict[str, Template]
-    cwd: Template | None
-    prescript: Template
-    postscript: Template
     timeout: float | None
     error_strategy: str
     num_retries: int
     options: BaseModel
     options_digest: str
-
-
-@dataclass(slots=True)
-class PlannedJob:
-    """One job with its values rendered (placeholders done)."""
-
-    index: int
-    group: int
-    name: str
-    cmd: str | list[str]
-    env: dict[str, str]
-    cwd: str | None
-    prescript: str
-    postscript: str
-    timeout: float | None
 
 
 def _options_digest(options: BaseModel) -> str:
@@ -69,26 +47,13 @@ class Plan:
         self.mounted_rundir = mounted_rundir or str(self.rundir.root)
         self.groups: list[GroupPlan] = []
         first = 0
-        counts = spec.group_counts()
-        for g, group in enumerate(spec.jobs):
+        for g, count in enumerate(group_counts(spec)):
             s = spec.group_settings(g)
-            where = f"jobs[{g}]"
-            cmd: Template | list[Template]
-            if isinstance(group.cmd, str):
-                cmd = Template(group.cmd, f"{where}.cmd")
-            else:
-                cmd = [Template(a, f"{where}.cmd[{i}]") for i, a in enumerate(group.cmd)]
             self.groups.append(
                 GroupPlan(
                     index=g,
                     first=first,
-                    count=counts[g],
-                    name=Template(group.name, f"{where}.name"),
-                    cmd=cmd,
-                    env={k: Template(v, f"{where}.env.{k}") for k, v in s.env.items()},
-                    cwd=Template(s.cwd, f"{where}.cwd") if s.cwd else None,
-                    prescript=Template(s.prescript or "", f"{where}.prescript"),
-                    postscript=Template(s.postscript or "", f"{where}.postscript"),
+                    count=count,
                     timeout=s.timeout,
                     error_strategy=s.error_strategy,
                     num_retries=s.num_retries,
@@ -96,40 +61,14 @@ class Plan:
                     options_digest=_options_digest(s.scheduler),
                 )
             )
-            first += counts[g]
+            first += count
         self.total = first
 
-    def group_of(self, index: int) -> GroupPlan:
-        for group in self.groups:
-            if group.first <= index < group.first + group.count:
-                return group
-        raise IndexError(index)
-
-    def jobs(self) -> Iterator[PlannedJob]:
+    def jobs(self) -> Iterator[RenderedJob]:
         """Every job, in index order, rendered lazily."""
-        for ex in expand(self.spec):
-            yield self._render(ex.index, self.groups[ex.group], ex.params)
+        return render_all(self.spec)
 
-    def _render(self, index: int, g: GroupPlan, params: dict[str, Any]) -> PlannedJob:
-        values = dict(params)
-        values["index"] = str(index)
-        if isinstance(g.cmd, list):
-            cmd: str | list[str] = [t.render(values) for t in g.cmd]
-        else:
-            cmd = g.cmd.render(values, quote=True)
-        return PlannedJob(
-            index=index,
-            group=g.index,
-            name=g.name.render(values),
-            cmd=cmd,
-            env={k: t.render(values) for k, t in g.env.items()},
-            cwd=g.cwd.render(values) if g.cwd else None,
-            prescript=g.prescript.render(values, quote=True),
-            postscript=g.postscript.render(values, quote=True),
-            timeout=g.timeout,
-        )
-
-    def wrapper_input(self, job: PlannedJob, directives: list[str]) -> WrapperInput:
+    def wrapper_input(self, job: RenderedJob, directives: list[str]) -> WrapperInput:
         g = self.groups[job.group]
         return WrapperInput(
             index=job.index,
@@ -142,7 +81,7 @@ class Plan:
             cwd=job.cwd,
             prescript=job.prescript,
             postscript=job.postscript,
-            timeout=job.timeout,
+            timeout=g.timeout,
             directives=directives,
             options_digest=g.options_digest,
         )
@@ -170,5 +109,5 @@ def write_wrapper(path: Path, text: str) -> str:
     return digest
 
 
-def render_job(plan: Plan, job: PlannedJob, directives: list[str]) -> str:
+def render_job(plan: Plan, job: RenderedJob, directives: list[str]) -> str:
     return render(plan.wrapper_input(job, directives))

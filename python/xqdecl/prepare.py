@@ -6,6 +6,7 @@ from __future__ import annotations
 from xqdecl import journal as J
 from xqdecl.journal import JobRow
 from xqdecl.layout import RunDir
+from xqdecl.poller import RC_READ_LIMIT, parse_rc
 from xqdecl.plan import Plan, render_job, write_wrapper
 
 
@@ -13,9 +14,8 @@ def read_rc(rd: RunDir, index: int, trial: int) -> int | None:
     """The rc a trial's wrapper recorded, or None (missing, empty, garbage, unreadable)."""
     try:
         with open(rd.file(index, "rc", trial), "rb") as fh:
-            first = fh.readline(64)
-        return int(first.strip())
-    except (OSError, ValueError):
+            return parse_rc(fh.read(RC_READ_LIMIT))
+    except OSError:
         return None
 
 

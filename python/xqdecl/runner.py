@@ -387,13 +387,17 @@ class Runner:
                 await self._cancel(jids)
             except BackendError as exc:
                 self.reporter.message(f"warning: cancelling failed: {exc}")
-        self._collect(True)
-        for row in list(self.inflight.values()):
+        for row in live:
             rc = read_rc(self.rd, row.idx, row.trial)
             self.inflight.pop(row.idx, None)
             self.poller.unwatch([row.idx])
+            if row.jid:
+                self.backend.release(row.jid)
             row.rc = rc
             row.ended = time.time()
+            if rc == 0:  # it finished before the cancel reached it
+                self._set(row, J.SUCCEEDED)
+                continue
             row.note = "cancelled"
             self._set(row, J.CANCELLED)
 

@@ -7,7 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel
 
@@ -125,6 +125,6 @@ class Backend(ABC):
     async def close(self) -> None:
         """Release connections and helper processes."""
 
-    def describe(self) -> dict[str, Any]:
-        """A few words on how jobs will be submitted (for `plan`)."""
-        return {"backend": self.name, "arrays": self.arrays}
+    def describe_group(self, count: int, options: BaseModel) -> str:
+        """A few words on how a group of `count` jobs is submitted (for `plan`)."""
+        return f"one submission per job, at most {self.ctx.forks} in flight"

@@ -17,18 +17,13 @@ import signal
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
+from xqdecl.spec import LocalOptions
 
 #: seconds between the TERM and the KILL of a cancelled job's process group
 CANCEL_GRACE = float(os.environ.get("XQDECL_CANCEL_GRACE", "12"))
-
-
-class LocalOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: str = "local"
-    mounted_workdir: str | None = None
 
 
 def _start_ticks(pid: int) -> str:

@@ -1,0 +1,346 @@
+"""Slurm: each group of jobs becomes native job arrays (one `sbatch` per chunk).
+
+A chunk of at most `MaxArraySize` jobs is written as `arrays/<id>.tasks` (line k
+= "<index> <trial>" of task k) and `arrays/<id>.sh`, whose task k execs the
+job's own wrapper; one `sbatch --array=0-(n-1)%throttle` submits it, and the
+job ids are `<array job>_<k>`. Liveness is one `squeue` for every job in
+flight, plus one `sacct` for the jobs squeue no longer shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import re
+import shlex
+from collections.abc import Sequence
+from itertools import groupby
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from xqdecl import liveness
+from xqdecl.backends.base import Backend, BackendContext, JobState, Submission, Submitted
+from xqdecl.errors import BackendError, SpecError
+from xqdecl.spec import SlurmOptions
+
+log = logging.getLogger(__name__)
+
+#: option -> sbatch flag of the header lines, in this order
+HEADER_OPTIONS = (
+    ("partition", "--partition"),
+    ("time", "--time"),
+    ("mem", "--mem"),
+    ("cpus_per_task", "--cpus-per-task"),
+    ("gres", "--gres"),
+    ("account", "--account"),
+    ("qos", "--qos"),
+)
+#: scheduler errors worth a retry of the whole submit (the controller is busy or away)
+TRANSIENT = re.compile(r"timed out|unable to contact|connection refused|try again|busy", re.I)
+
+
+class SlurmBackend(Backend):
+    name = "slurm"
+    arrays = True
+    options_model: ClassVar[type[BaseModel]] = SlurmOptions
+
+    prefix = "#SBATCH"
+    #: `sbatch --parsable` prints "<id>" or "<id>;<cluster>"
+    jid_regexp = re.compile(r"^(?P<jid>\d+)(?:;\S+)?$", re.M)
+    scontrol = "scontrol"
+    squeue_format = "%i|%T|%r|%A"
+    command_timeout = float(os.environ.get("XQDECL_SLURM_TIMEOUT", "60"))
+    #: more array ids than this: ask squeue by job name instead of by `-j` list
+    max_listed_ids = 2000
+
+    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+        super().__init__(options, ctx)
+        self.tag = f"xq-{ctx.run}"
+        self._config: dict[str, str] | None = None
+        self._raw: dict[str, str] = {}  # "<array>_<task>" -> raw job id (for `sacct -c`)
+        self._tasks: dict[str, tuple[int, str]] = {}  # array job id -> (tasks, "arrays/<id>")
+        self._seq = 0
+
+    # -- rendering --------------------------------------------------------------------
+    def directives(self, options: BaseModel) -> list[str]:
+        lines = []
+        for key, flag in HEADER_OPTIONS:
+            value = getattr(options, key, None)
+            if value is None:
+                continue
+            text = str(value)
+            if not text or any(c.isspace() for c in text):
+                raise SpecError(f"scheduler.{key}: {text!r} cannot be a Slurm option value")
+            lines.append(f"{self.prefix} {flag}={text}")
+        for raw in getattr(options, "directives", []):
+            if "\n" in raw or "\r" in raw:
+                raise SpecError(f"scheduler.directives: one line each, got {raw!r}")
+            raw = raw.strip()
+            lines.append(raw if raw.startswith(self.prefix) else f"{self.prefix} {raw}")
+        return lines
+
+    def _flags(self, options: BaseModel) -> list[str]:
+        """The directives as sbatch command-line arguments."""
+        return [a for d in self.directives(options) for a in shlex.split(d[len(self.prefix) :])]
+
+    def array_script(self, aid: str, options: BaseModel) -> str:
+        """The script whose task k runs line k+1 of `arrays/<aid>.tasks`."""
+        root = self.ctx.mounted_rundir.rstrip("/") or "/"
+        arrays = shlex.quote(f"{root}/arrays")
+        jobs = shlex.quote(f"{root}/jobs")
+        log_file = f"{root}/arrays/{aid}.log"
+        head = [
+            "#!/usr/bin/env bash",
+            f"{self.prefix} --job-name={self.tag}",
+            f"{self.prefix} --output={log_file}",
+            f"{self.prefix} --error={log_file}",
+            f"{self.prefix} --open-mode=append",
+            *self.directives(options),
+        ]
+        body = f"""\
+# xqdecl array {aid} of run {self.ctx.run}: task k runs line k+1 of {aid}.tasks
+k=${{SLURM_ARRAY_TASK_ID:?not an array task}}
+mapfile -s "$k" -n 1 line <{arrays}/{aid}.tasks
+read -r index trial <<<"${{line[0]:-}}"
+if [ -z "${{index:-}}" ]; then echo "xqdecl: {aid}.tasks has no line for task $k" >&2; exit 97; fi
+printf '%s %s\\n' "$k" "${{SLURM_JOB_ID:-}}" >>{arrays}/{aid}.jobids
+exec bash {jobs}/"$index"/job.sh "$trial"
+"""
+        return "\n".join(head) + "\n" + body
+
+    # -- scheduler commands -----------------------------------------------------------
+    async def _run(self, argv: list[str], timeout: float | None = None) -> tuple[int, str, str]:
+        limit = timeout or self.command_timeout
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise BackendError(f"cannot run {argv[0]}: {exc}") from None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), limit)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise BackendError(f"{argv[0]} did not answer within {limit:g} s") from None
+        return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def _cmd(self, key: str, options: BaseModel | None = None) -> str:
+        return str(getattr(options or self.options, key, key))
+
+    async def config(self) -> dict[str, str]:
+        """`scontrol show config`, read once (an empty dict when it cannot be read)."""
+        if self._config is None:
+            sbatch = self._cmd("sbatch")
+            scontrol = self.scontrol
+            if os.sep in sbatch and Path(sbatch).with_name("scontrol").exists():
+                scontrol = str(Path(sbatch).with_name("scontrol"))
+            self._config = {}
+            with contextlib.suppress(BackendError):
+                rc, out, _ = await self._run([scontrol, "show", "config"])
+                if rc == 0:
+                    for line in out.splitlines():
+                        key, sep, value = line.partition("=")
+                        if sep:
+                            self._config[key.strip()] = value.strip()
+        return self._config
+
+    async def max_array_size(self, options: BaseModel) -> int:
+        size = getattr(options, "max_array_size", None)
+        if size:
+            return int(size)
+        value = (await self.config()).get("MaxArraySize", "")
+        return int(value) if value.isdigit() and int(value) > 0 else 1001
+
+    # -- submit -----------------------------------------------------------------------
+    async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
+        def key(s: Submission) -> tuple[int, str]:
+            return s.group, s.options.model_dump_json()
+
+        results: list[Submitted] = []
+        for (group, _), subs in groupby(sorted(batch, key=lambda s: (key(s), s.index)), key):
+            group_subs = list(subs)
+            options = group_subs[0].options
+            if not getattr(options, "array", True):
+                for sub in group_subs:
+                    results.append(await self._submit_one(sub, options, bool(results)))
+                continue
+            size = await self.max_array_size(options)
+            for start in range(0, len(group_subs), size):
+                chunk = group_subs[start : start + size]
+                results.extend(await self._submit_array(group, chunk, options, bool(results)))
+        return results
+
+    def _new_id(self, group: int) -> tuple[str, Path]:
+        arrays = self.ctx.rundir / "arrays"
+        arrays.mkdir(parents=True, exist_ok=True)
+        while True:
+            self._seq += 1
+            aid = f"g{group}-{self._seq}"
+            try:
+                fd = os.open(arrays / f"{aid}.tasks", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                continue
+            os.close(fd)
+            return aid, arrays
+
+    async def _submit_array(
+        self, group: int, chunk: list[Submission], options: BaseModel, submitted: bool
+    ) -> list[Submitted]:
+        aid, arrays = self._new_id(group)
+        (arrays / f"{aid}.tasks").write_text("".join(f"{s.index} {s.trial}\n" for s in chunk))
+        script = arrays / f"{aid}.sh"
+        script.write_text(self.array_script(aid, options))
+        throttle = getattr(options, "array_throttle", None) or self.ctx.forks
+        argv = [self._cmd("sbatch", options), "--parsable", f"--comment={self._token(aid)}"]
+        argv += [f"--array=0-{len(chunk) - 1}%{max(1, throttle)}", str(script)]
+        jid, error = await self._sbatch(argv, aid, submitted)
+        if jid is None:
+            return [Submitted(s.index, None, error) for s in chunk]
+        self._tasks[jid] = (len(chunk), aid)
+        return [Submitted(s.index, f"{jid}_{k}") for k, s in enumerate(chunk)]
+
+    async def _submit_one(self, sub: Submission, options: BaseModel, submitted: bool) -> Submitted:
+        aid, arrays = self._new_id(sub.group)
+        (arrays / f"{aid}.tasks").write_text(f"{sub.index} {sub.trial}\n")
+        log_file = f"{self.ctx.mounted_rundir.rstrip('/')}/arrays/{aid}.log"
+        argv = [self._cmd("sbatch", options), "--parsable", f"--comment={self._token(aid)}"]
+        argv += [f"--job-name={self.tag}", f"--output={log_file}", f"--error={log_file}"]
+        argv += [*self._flags(options), str(sub.script), str(sub.trial)]
+        jid, error = await self._sbatch(argv, aid, submitted)
+        return Submitted(sub.index, jid, error)
+
+    def _token(self, aid: str) -> str:
+        digest = hashlib.sha1(str(self.ctx.rundir).encode()).hexdigest()[:10]
+        return f"xqdecl:{digest}:{aid}"
+
+    async def _sbatch(self, argv: list[str], aid: str, submitted: bool) -> tuple[str | None, str]:
+        """(job id, "") or (None, error). A transient failure before anything of
+        this batch was submitted raises BackendError, so the runner retries."""
+        try:
+            rc, out, err = await self._run(argv)
+        except BackendError as exc:
+            await self._drop_orphans(aid)  # it may have been accepted after all
+            if not submitted:
+                raise
+            return None, str(exc)
+        match = self.jid_regexp.search(out)
+        if rc == 0 and match:
+            return match["jid"], ""
+        said = (err.strip() or out.strip() or f"exit status {rc}").splitlines()[-1]
+        if TRANSIENT.search(said) and not submitted:
+            await self._drop_orphans(aid)
+            raise BackendError(f"sbatch failed: {said}")
+        return None, f"sbatch failed: {said}"
+
+    async def _drop_orphans(self, aid: str) -> None:
+        """Cancel a submission that sbatch may have made although it reported failure."""
+        with contextlib.suppress(BackendError):
+            argv = [self._cmd("squeue"), "-h", "-t", "all", f"--name={self.tag}", "-o", "%F|%k"]
+            rc, out, _ = await self._run(argv)
+            token = self._token(aid)
+            ids = [ln.split("|")[0] for ln in out.splitlines() if ln.endswith("|" + token)]
+            if rc == 0 and ids:
+                await self._run([self._cmd("scancel"), *sorted(set(ids))])
+
+    # -- query ------------------------------------------------------------------------
+    async def query(self, jids: Sequence[str]) -> dict[str, JobState]:
+        wanted = set(jids)
+        if not wanted:
+            return {}
+        bases = sorted({j.partition("_")[0] for j in wanted})
+        argv = [self._cmd("squeue"), "-h", "-r", "-t", "all", "-o", self.squeue_format]
+        if len(bases) > self.max_listed_ids:
+            argv.append(f"--name={self.tag}")
+        else:
+            argv.append("--jobs=" + ",".join(bases))
+        rc, out, err = await self._run(argv)
+        if rc != 0 and "invalid job id" not in err.lower():
+            raise BackendError(f"squeue failed: {(err.strip() or f'exit status {rc}')[-300:]}")
+        states = liveness.parse_squeue(out, wanted) if rc == 0 else {}
+        for line in out.splitlines():  # remember raw ids of tasks that have started
+            fields = line.split("|")
+            if len(fields) >= 4 and fields[1] != "PENDING" and "_" in fields[0]:
+                self._raw[fields[0]] = fields[3]
+        missing = wanted - states.keys()
+        if missing:
+            states.update(await self._sacct(missing))
+        return states
+
+    async def _sacct(self, missing: set[str]) -> dict[str, JobState]:
+        config = await self.config()
+        argv = [self._cmd("sacct"), "-n", "-P"]
+        if config.get("AccountingStorageType", "") == "accounting_storage/none":
+            if "filetxt" not in config.get("JobCompType", ""):
+                return {}  # nothing keeps finished jobs: squeue was the only source
+            self._load_raw_ids(missing)
+            by_raw = {self._raw.get(j, j): j for j in missing if "_" not in j or j in self._raw}
+            if not by_raw:
+                return {}
+            argv += ["-c", "-o", "JobID,State", "--jobs=" + ",".join(sorted(by_raw))]
+        else:
+            by_raw = {}
+            bases = sorted({j.partition("_")[0] for j in missing})
+            argv += ["-X", "-o", "JobID,State,ExitCode", "--jobs=" + ",".join(bases)]
+        rc, out, err = await self._run(argv)
+        if rc != 0:
+            raise BackendError(f"sacct failed: {(err.strip() or f'exit status {rc}')[-300:]}")
+        if not by_raw:
+            return liveness.parse_sacct(out, missing)
+        return {by_raw[r]: st for r, st in liveness.parse_sacct(out, set(by_raw)).items()}
+
+    def _load_raw_ids(self, missing: set[str]) -> None:
+        """Raw job ids of array tasks from the `arrays/<id>.jobids` the tasks append to."""
+        arrays = {j.partition("_")[0] for j in missing if "_" in j and j not in self._raw}
+        for base in arrays:
+            _, aid = self._tasks.get(base, (0, ""))
+            if not aid:
+                continue
+            with contextlib.suppress(OSError):
+                text = (self.ctx.rundir / "arrays" / f"{aid}.jobids").read_text()
+                for line in text.splitlines():
+                    task, _, raw = line.partition(" ")
+                    if task.isdigit() and raw.strip().isdigit():
+                        self._raw.setdefault(f"{base}_{task}", raw.strip())
+
+    # -- cancel -----------------------------------------------------------------------
+    async def cancel(self, jids: Sequence[str]) -> None:
+        if not jids:
+            return
+        by_array: dict[str, list[str]] = {}
+        for jid in jids:
+            by_array.setdefault(jid.partition("_")[0], []).append(jid)
+        targets: list[str] = []
+        for base, members in by_array.items():
+            total, _ = self._tasks.get(base, (0, ""))
+            if total and len(set(members)) >= total:
+                targets.append(base)  # the whole array: one id cancels every task
+            else:
+                targets.extend(members)
+        for start in range(0, len(targets), 5000):
+            argv = [self._cmd("scancel"), *targets[start : start + 5000]]
+            rc, _, err = await self._run(argv)
+            lines = [ln for ln in err.splitlines() if ln.strip()]
+            if rc != 0 and not all("invalid job id" in ln.lower() for ln in lines):
+                raise BackendError(f"scancel failed: {(err.strip() or f'exit status {rc}')[-300:]}")
+
+    def release(self, jid: str) -> None:
+        self._raw.pop(jid, None)
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["arrays"] = bool(getattr(self.options, "array", True))
+        info["array_throttle"] = getattr(self.options, "array_throttle", None) or self.ctx.forks
+        info["max_array_size"] = getattr(self.options, "max_array_size", None) or "from the cluster"
+        return info
