@@ -28,7 +28,7 @@ def _status(xq: Xq, spec: Path) -> dict:
 def test_hello_runs_and_passes_argv_exactly(xq: Xq, tmp_path: Path) -> None:
     spec = tmp_path / "hello.toml"
     spec.write_text((REPO / "configs" / "hello.toml").read_text())
-    code, out, err = xq("run", str(spec))
+    code, _, err = xq("run", str(spec))
     assert code == 0, err
     st = _status(xq, spec)
     assert st["counts"] == {"succeeded": 6}
@@ -47,6 +47,7 @@ def test_failures_are_reported_with_rc_and_stderr(xq: Xq, write_spec: Write) -> 
         matrix = { n = [0, 3] }
     """)
     code, _, err = xq("run", str(spec))
+    assert "j3" in err
     assert code == 1
     st = _status(xq, spec)
     assert st["counts"] == {"succeeded": 1, "failed": 1}
@@ -140,7 +141,7 @@ def test_forks_limit_jobs_in_flight(xq: Xq, write_spec: Write, tmp_path: Path) -
     spec = write_spec("""
         forks = 3
         [[jobs]]
-        cmd = "touch slots/$XQDECL_JOB_INDEX; ls slots | wc -l >> seen; sleep 0.3; rm slots/$XQDECL_JOB_INDEX"
+        cmd = "s=slots/$XQDECL_JOB_INDEX; touch $s; ls slots | wc -l >> seen; sleep 0.3; rm $s"
         matrix = { i = { range = [0, 12] } }
     """)
     code, _, err = xq("run", str(spec))
@@ -278,7 +279,7 @@ def test_dry_run_renders_and_submits_nothing(xq: Xq, write_spec: Write, tmp_path
         cmd = ["touch", "made-{x}"]
         matrix = { x = ["a", "b"] }
     """)
-    code, out, err = xq("run", str(spec), "--dry-run")
+    code, _, err = xq("run", str(spec), "--dry-run")
     assert code == 0
     assert "nothing was submitted" in err
     jobs = tmp_path / ".xqdecl" / "spec" / "jobs"
@@ -294,7 +295,7 @@ def test_plan_validate_schema(xq: Xq, write_spec: Write) -> None:
         cmd = ["echo", "{x}"]
         matrix = { x = { range = [0, 1000] } }
     """)
-    code, out, err = xq("validate", str(spec))
+    code, _, err = xq("validate", str(spec))
     assert code == 0 and "1000 jobs" in err
     code, out, err = xq("plan", str(spec), "--output", "json")
     assert code == 0
@@ -311,7 +312,7 @@ def test_invalid_spec_exits_3_with_position(xq: Xq, write_spec: Write) -> None:
         cmd = ["true"]
     """)
     for command in ("run", "validate", "plan"):
-        code, out, err = xq(command, str(spec))
+        code, _, err = xq(command, str(spec))
         assert code == 3
         assert "spec.toml:1:" in err and "forks" in err
         assert "Traceback" not in err

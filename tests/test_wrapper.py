@@ -63,7 +63,8 @@ def test_string_command_runs_in_bash(tmp_path: Path) -> None:
 
 def test_env_and_xqdecl_variables(tmp_path: Path) -> None:
     script, meta = _make(
-        tmp_path, ["bash", "-c", 'echo "$A|$XQDECL_JOB_INDEX|$XQDECL_TRIAL|$XQDECL_JOB_NAME|$XQDECL_RUN"'],
+        tmp_path,
+        ["bash", "-c", 'echo "$A|$XQDECL_JOB_INDEX|$XQDECL_TRIAL|$XQDECL_JOB_NAME|$XQDECL_RUN"'],
         env={"A": "x $y `z`"},
     )
     _run(script, trial=2)
@@ -103,7 +104,9 @@ def test_timeout_term_then_recorded(tmp_path: Path) -> None:
     assert int((meta / "rc.0").read_text().splitlines()[0]) != 0
 
 
-def test_timeout_kills_a_command_ignoring_term(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_timeout_kills_a_command_ignoring_term(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("xqdecl.wrapper.KILL_GRACE", 1)
     script, meta = _make(tmp_path, ["bash", "-c", "trap '' TERM; sleep 30"], timeout=0.3)
     t0 = time.monotonic()
@@ -170,7 +173,8 @@ def test_rewriting_the_wrapper_by_rename_does_not_disturb_a_running_job(tmp_path
     script, meta = _make(tmp_path, "sleep 1; echo first-version")
     proc = subprocess.Popen(["bash", str(script), "0"], start_new_session=True)
     time.sleep(0.3)
-    write_wrapper(script, script.read_text().replace("first-version", "SECOND") + "echo junk\n" * 50)
+    changed = script.read_text().replace("first-version", "SECOND") + "echo junk\n" * 50
+    write_wrapper(script, changed)
     assert proc.wait(timeout=20) == 0
     assert (meta / "stdout.0").read_text() == "first-version\n"
 

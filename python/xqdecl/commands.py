@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -14,7 +15,7 @@ from xqdecl import journal as J
 from xqdecl.backends import backend_class
 from xqdecl.backends.base import BackendContext
 from xqdecl.errors import BackendError, ExitCode, UnknownJobError
-from xqdecl.journal import Journal, JournalReader, JobRow
+from xqdecl.journal import JobRow, Journal, JournalReader
 from xqdecl.layout import RunDir, tail
 from xqdecl.lock import RunLock, holder_of, holder_pid
 from xqdecl.output import Output, counts_line
@@ -202,10 +203,8 @@ def logs(path: str, out: Output, job: str, stderr: bool, trial: int | None) -> i
     except FileNotFoundError:
         out.error(f"xqdecl: job {row.idx} ({row.name}) has no {kind} for trial {t} yet")
     if stderr:
-        try:
+        with contextlib.suppress(OSError):
             os.write(1, rd.file(row.idx, "notes", t).read_bytes())
-        except OSError:
-            pass
     return ExitCode.OK
 
 

@@ -10,6 +10,7 @@ lets them read while the runner writes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
@@ -140,10 +141,8 @@ class Journal:
             raise _wrap(exc, self.path) from exc
 
     def _rollback(self) -> None:
-        try:
+        with contextlib.suppress(sqlite3.Error):
             self.db.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
 
 
 class JournalReader:

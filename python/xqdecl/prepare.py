@@ -6,8 +6,8 @@ from __future__ import annotations
 from xqdecl import journal as J
 from xqdecl.journal import JobRow
 from xqdecl.layout import RunDir
-from xqdecl.poller import RC_READ_LIMIT, parse_rc
 from xqdecl.plan import Plan, render_job, write_wrapper
+from xqdecl.poller import RC_READ_LIMIT, parse_rc
 
 
 def read_rc(rd: RunDir, index: int, trial: int) -> int | None:

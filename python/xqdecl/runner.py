@@ -20,7 +20,7 @@ from xqdecl import journal as J
 from xqdecl.backends import backend_class
 from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission
 from xqdecl.errors import BackendError, ExitCode
-from xqdecl.journal import Journal, JobRow
+from xqdecl.journal import JobRow, Journal
 from xqdecl.lock import RunLock
 from xqdecl.plan import Plan
 from xqdecl.poller import make_poller
@@ -367,9 +367,9 @@ class Runner:
             self.stop_reason = ExitCode.JOBS_FAILED
 
     def _write_note(self, row: JobRow, note: str) -> None:
-        with contextlib.suppress(OSError):
-            with open(self.rd.file(row.idx, "notes", row.trial), "a", encoding="utf-8") as fh:
-                fh.write(f"xqdecl: {note}\n")
+        path = self.rd.file(row.idx, "notes", row.trial)
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"xqdecl: {note}\n")
 
     async def _cancel_inflight(self) -> None:
         """Cancel every live job, then record what each one became."""

@@ -119,10 +119,10 @@ class Backend(ABC):
         """Stop the jobs without a grace (a second Ctrl-C). Defaults to `cancel`."""
         await self.cancel(jids)
 
-    def release(self, jid: str) -> None:
+    def release(self, jid: str) -> None:  # noqa: B027 - optional hook
         """The runner is done with this job: forget anything kept about it."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections and helper processes."""
 
     def describe_group(self, count: int, options: BaseModel) -> str:
