@@ -47,6 +47,7 @@ class GroupPlan:
 class _Collector:
     def __init__(self) -> None:
         self.issues: list[Issue] = []
+        self.reported: set[Loc] = set()
 
     def template(self, text: str, loc: Loc) -> Template:
         try:
@@ -156,10 +157,13 @@ def _check_placeholders(plan: GroupPlan, g: int, found: _Collector) -> None:
     templates += [plan.cmd] if isinstance(plan.cmd, Template) else list(plan.cmd)
     for template in templates:
         inherited = template.loc[:1] != ("jobs",)
+        if inherited and template.loc in found.reported:
+            continue  # a run-level setting: said once, for the first group it fails in
         try:
             template.check(known, f"used by jobs[{g}]" if inherited else "")
         except TemplateError as exc:
             found.issues.append((template.loc, exc.message))
+            found.reported.add(template.loc)
 
 
 def _duplicate_names(plans: list[GroupPlan]) -> list[Issue]:

@@ -144,7 +144,7 @@ def describe(error: Any, loc: Loc, data: Any) -> str:
     if kind_ == "missing":
         if loc == ("jobs",):
             return "required: add at least one job group ([[jobs]])"
-        if "scheduler" in loc[:-1]:
+        if loc[-2:-1] == ("scheduler",):
             return "required option is missing"
         return "required field is missing"
     if kind_ == "extra_forbidden":
@@ -190,6 +190,7 @@ def pydantic_issues(exc: ValidationError, data: Any, prefix: Loc = ()) -> list[I
             raw = (*raw, "type")
         loc, is_key = clean_loc(raw, data)
         message = describe(error, loc, data)
+        is_key = is_key or error["type"] == "extra_forbidden"
         issues.append(((*loc, KEY) if is_key else loc, message))
     return issues
 

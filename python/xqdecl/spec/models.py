@@ -220,6 +220,14 @@ class Spec(_Model):
         """Effective settings of group `group` (run settings updated by the group's)."""
         return self._plans[group].settings
 
+    def group_counts(self) -> list[int]:
+        """Number of jobs of each group, in spec order (no expansion)."""
+        return [plan.count for plan in self._plans]
+
+    def total_jobs(self) -> int:
+        """Number of jobs of the whole run (no expansion)."""
+        return sum(plan.count for plan in self._plans)
+
     def with_overrides(self, **changes: Any) -> Spec:
         """A new spec with some run-level keys replaced, validated again."""
         from xqdecl.spec.loader import spec_from_dict

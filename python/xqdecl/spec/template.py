@@ -66,9 +66,9 @@ class Template:
             if token in ("{{", "}}"):
                 pieces.append(token)
             elif token == "{":
-                self._fail(f"unclosed '{{' at offset {match.start()}; {_LITERAL}")
+                self._fail(f"unclosed '{{' in {_near(text, match.start())}; {_LITERAL}")
             elif token == "}":
-                self._fail(f"single '}}' at offset {match.start()}; {_LITERAL}")
+                self._fail(f"single '}}' in {_near(text, match.start())}; {_LITERAL}")
             else:
                 name = match.group(1)
                 if not PARAM_NAME.fullmatch(name):
@@ -132,6 +132,12 @@ class Template:
             return self._format.format_map(params)
         except KeyError as exc:
             raise KeyError(f"no value for placeholder {{{exc.args[0]}}} in {self.text!r}") from None
+
+
+def _near(text: str, at: int) -> str:
+    """A short excerpt of `text` around offset `at`, for messages."""
+    start, end = max(0, at - 12), min(len(text), at + 12)
+    return repr(("..." if start else "") + text[start:end] + ("..." if end < len(text) else ""))
 
 
 def _escape(literal: str) -> str:

@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 #: Names of runs: also used in file names, so kept to a safe alphabet.
-RUN_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+RUN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CLOUD_SCHEMES = ("s3", "gs", "az")
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -99,16 +99,16 @@ def parse_duration(value: Any) -> float | None:
         else:
             raise PydanticCustomError(
                 "duration_parsing",
-                "invalid duration {value!r}: use seconds or a string like '90s', '10m',"
+                "invalid duration {value}: use seconds or a string like '90s', '10m',"
                 " '2h', '1d', '1h30m'",
-                {"value": value},
+                {"value": repr(value)},
             )
     else:
         seconds = float(value)
     if not seconds > 0 or seconds == float("inf"):
         raise PydanticCustomError(
-            "duration_range", "a duration must be positive and finite, got {value!r}",
-            {"value": value},
+            "duration_range", "a duration must be positive and finite, got {value}",
+            {"value": repr(value)},
         )
     return seconds
 
@@ -131,7 +131,7 @@ Duration = Annotated[
 def _check_env_name(name: str) -> str:
     if not ENV_NAME.fullmatch(name):
         raise PydanticCustomError(
-            "env_name", "invalid environment variable name {name!r}", {"name": name}
+            "env_name", "invalid environment variable name {name}", {"name": repr(name)}
         )
     return name
 
@@ -172,8 +172,8 @@ def check_workdir(value: str, base: Path) -> str:
         if url.group(1).lower() not in CLOUD_SCHEMES:
             raise PydanticCustomError(
                 "workdir_scheme",
-                "unsupported workdir scheme {scheme!r}: use a local path, s3://, gs:// or az://",
-                {"scheme": url.group(1)},
+                "unsupported workdir scheme {scheme}: use a local path, s3://, gs:// or az://",
+                {"scheme": repr(url.group(1))},
             )
         return value
     if "{" in value:
