@@ -20,8 +20,10 @@ extension is built. The differential tests keep the two in agreement.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import stat
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
@@ -102,6 +104,10 @@ class PyPoller:
 
     def __init__(self, rundir: str | os.PathLike[str], threads: int = 2) -> None:
         root = os.fspath(rundir)
+        if not stat.S_ISDIR(os.stat(root).st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), root)
+        if not 1 <= threads <= 64:
+            raise ValueError(f"threads must be 1..64, not {threads}")
         self.rundir = root
         self.threads = threads  # accepted for interface parity; the reference is serial
         self._jobs_dir = os.path.join(root, "jobs")
