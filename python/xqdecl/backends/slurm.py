@@ -108,7 +108,7 @@ k=${{SLURM_ARRAY_TASK_ID:?not an array task}}
 mapfile -s "$k" -n 1 line <{arrays}/{aid}.tasks
 read -r index trial <<<"${{line[0]:-}}"
 if [ -z "${{index:-}}" ]; then echo "xqdecl: {aid}.tasks has no line for task $k" >&2; exit 97; fi
-printf '%s %s\\n' "$k" "${{SLURM_JOB_ID:-}}" >>{arrays}/{aid}.jobids
+printf '%s_%s %s\\n' "${{SLURM_ARRAY_JOB_ID:-}}" "$k" "${{SLURM_JOB_ID:-}}" >>{arrays}/{aid}.jobids
 exec bash {jobs}/"$index"/job.sh "$trial"
 """
         return "\n".join(head) + "\n" + body
@@ -301,18 +301,24 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         return {by_raw[r]: st for r, st in liveness.parse_sacct(out, set(by_raw)).items()}
 
     def _load_raw_ids(self, missing: set[str]) -> None:
-        """Raw job ids of array tasks from the `arrays/<id>.jobids` the tasks append to."""
-        arrays = {j.partition("_")[0] for j in missing if "_" in j and j not in self._raw}
-        for base in arrays:
-            _, aid = self._tasks.get(base, (0, ""))
-            if not aid:
-                continue
+        """Raw job ids of array tasks, from the `arrays/<id>.jobids` lines
+        ("<array job>_<task> <raw id>") that each task appends when it starts."""
+        unknown = {j.partition("_")[0] for j in missing if "_" in j and j not in self._raw}
+        if not unknown:
+            return
+        aids = [self._tasks.get(base, (0, ""))[1] for base in unknown]
+        arrays = self.ctx.rundir / "arrays"
+        files = (
+            [arrays / f"{aid}.jobids" for aid in aids]
+            if all(aids)
+            else sorted(arrays.glob("*.jobids"))  # a resumed run: no record of which file
+        )
+        for path in files:
             with contextlib.suppress(OSError):
-                text = (self.ctx.rundir / "arrays" / f"{aid}.jobids").read_text()
-                for line in text.splitlines():
-                    task, _, raw = line.partition(" ")
-                    if task.isdigit() and raw.strip().isdigit():
-                        self._raw.setdefault(f"{base}_{task}", raw.strip())
+                for line in path.read_text().splitlines():
+                    jid, _, raw = line.partition(" ")
+                    if raw.strip().isdigit():
+                        self._raw.setdefault(jid, raw.strip())
 
     # -- cancel -----------------------------------------------------------------------
     async def cancel(self, jids: Sequence[str]) -> None:

@@ -1,0 +1,392 @@
+"""The Slurm backend: rendering (pure) and behaviour on the real one-node cluster.
+
+The real-cluster tests hand-write minimal job.sh wrappers (start file, rc file,
+event files, as docs/internals.md describes) and count scheduler calls through
+shim commands (`sbatch = "<tmp>/bin/sbatch"`) that log and exec the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xqdecl.backends.base import BackendContext, Liveness, Submission
+from xqdecl.backends.slurm import SlurmBackend
+from xqdecl.errors import BackendError, SpecError
+from xqdecl.spec import SlurmOptions
+
+COMMANDS = ("sbatch", "squeue", "sacct", "scancel")
+
+
+# -- helpers -------------------------------------------------------------------------
+@dataclass
+class Bed:
+    """A rundir with job wrappers, shim commands that count calls, and a backend."""
+
+    rundir: Path
+    bin: Path
+    backend: SlurmBackend
+    subs: list[Submission]
+
+    def calls(self, command: str) -> list[str]:
+        log = self.bin / f"{command}.calls"
+        return log.read_text().splitlines() if log.exists() else []
+
+    def rc(self, sub: Submission) -> int | None:
+        path = self.rundir / "jobs" / str(sub.index) / f"rc.{sub.trial}"
+        text = path.read_text().strip() if path.exists() else ""
+        return int(text.splitlines()[0]) if text else None
+
+    def wait_rcs(self, subs: Sequence[Submission], limit: float = 60) -> dict[int, int | None]:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            rcs = {s.index: self.rc(s) for s in subs}
+            if all(rc is not None for rc in rcs.values()):
+                return rcs
+            time.sleep(0.2)
+        return {s.index: self.rc(s) for s in subs}
+
+
+def write_job(rundir: Path, index: int, body: str) -> Path:
+    """A minimal wrapper: start file + event, the body, rc file (temp + rename) + event."""
+    meta = rundir / "jobs" / str(index)
+    meta.mkdir(parents=True, exist_ok=True)
+    script = meta / "job.sh"
+    script.write_text(
+        f"""#!/usr/bin/env bash
+t=${{1:-0}} m={meta} ev={rundir}/events
+echo "$(uname -n) $$ $$ $(date +%s)" >"$m/start.$t"
+: >"$ev/{index}.$t.s"
+( {body} ) >"$m/stdout.$t" 2>"$m/stderr.$t"
+rc=$?
+echo "$rc" >"$m/rc.$t.tmp" && mv -f "$m/rc.$t.tmp" "$m/rc.$t"
+: >"$ev/{index}.$t.e"
+exit "$rc"
+"""
+    )
+    return script
+
+
+def write_shims(bindir: Path, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """Shim commands that log each call and exec the real command (or run an override)."""
+    bindir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for cmd in COMMANDS:
+        real = shutil.which(cmd) or f"/usr/bin/{cmd}"
+        action = (overrides or {}).get(cmd, f'exec {real} "$@"')
+        shim = bindir / cmd
+        shim.write_text(f'#!/bin/sh\necho "$*" >>{bindir}/{cmd}.calls\n{action}\n')
+        shim.chmod(0o755)
+        paths[cmd] = str(shim)
+    return paths
+
+
+def make_bed(
+    tmp_path: Path,
+    n: int,
+    body: str | Callable[[int], str] = "echo job $XQDECL_X",
+    forks: int = 64,
+    overrides: dict[str, str] | None = None,
+    **options: Any,
+) -> Bed:
+    rundir = tmp_path / "run"
+    (rundir / "events").mkdir(parents=True, exist_ok=True)
+    shims = write_shims(tmp_path / "bin", overrides)
+    opts = SlurmOptions(**{**shims, **options})
+    subs = [
+        Submission(
+            index=i, trial=0, name=f"job{i}", group=0, options=opts,
+            script=write_job(rundir, i, body(i) if callable(body) else body),
+        )
+        for i in range(n)
+    ]  # fmt: skip
+    ctx = BackendContext(run="slurmtest", rundir=rundir, mounted_rundir=str(rundir), forks=forks)
+    return Bed(rundir, tmp_path / "bin", SlurmBackend(opts, ctx), subs)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def poll(bed: Bed, jids: list[str], until: Callable[[dict], bool], limit: float = 60) -> dict:
+    deadline = time.monotonic() + limit
+    states: dict = {}
+    while time.monotonic() < deadline:
+        states = run(bed.backend.query(jids))
+        if until(states):
+            return states
+        time.sleep(0.3)
+    return states
+
+
+def every(n: int, *wanted: Liveness) -> Callable[[dict], bool]:
+    """A poll condition: n jobs answered, each in one of the `wanted` states."""
+    return lambda states: len(states) == n and all(st.liveness in wanted for st in states.values())
+
+
+def ctx_for(tmp_path: Path) -> BackendContext:
+    return BackendContext(run="r1", rundir=tmp_path, mounted_rundir="/mnt/wd/r1", forks=8)
+
+
+# -- rendering (no cluster needed) -------------------------------------------------------
+def test_directives_from_options() -> None:
+    opts = SlurmOptions(
+        partition="short", time="01:00:00", mem="4G", cpus_per_task=2, gres="gpu:1",
+        account="lab", qos="normal", directives=["--exclusive", "#SBATCH --constraint=avx2"],
+    )  # fmt: skip
+    backend = SlurmBackend(opts, ctx_for(Path("/nonexistent")))
+    assert backend.directives(opts) == [
+        "#SBATCH --partition=short",
+        "#SBATCH --time=01:00:00",
+        "#SBATCH --mem=4G",
+        "#SBATCH --cpus-per-task=2",
+        "#SBATCH --gres=gpu:1",
+        "#SBATCH --account=lab",
+        "#SBATCH --qos=normal",
+        "#SBATCH --exclusive",
+        "#SBATCH --constraint=avx2",
+    ]
+    assert backend.directives(SlurmOptions()) == []
+
+
+def test_directives_refuse_values_that_break_the_header() -> None:
+    backend = SlurmBackend(SlurmOptions(), ctx_for(Path("/nonexistent")))
+    with pytest.raises(SpecError, match="partition"):
+        backend.directives(SlurmOptions(partition="a b"))
+    with pytest.raises(SpecError, match="directives"):
+        backend.directives(SlurmOptions(directives=["--x=1\n#SBATCH --y=2"]))
+
+
+def test_array_script_text(tmp_path: Path) -> None:
+    opts = SlurmOptions(partition="short", mem="1G")
+    backend = SlurmBackend(opts, ctx_for(tmp_path))
+    text = backend.array_script("g0-1", opts)
+    lines = text.splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    assert "#SBATCH --job-name=xq-r1" in lines
+    # scheduler logs go under the rundir as the execution host sees it, never the cwd
+    assert "#SBATCH --output=/mnt/wd/r1/arrays/g0-1.log" in lines
+    assert "#SBATCH --error=/mnt/wd/r1/arrays/g0-1.log" in lines
+    assert "#SBATCH --partition=short" in lines and "#SBATCH --mem=1G" in lines
+    assert all(ln.startswith("#") for ln in lines[: lines.index("#SBATCH --mem=1G") + 1])
+    assert "/mnt/wd/r1/arrays/g0-1.tasks" in text
+    assert 'exec bash /mnt/wd/r1/jobs/"$index"/job.sh "$trial"' in text
+
+
+def test_array_script_picks_its_line(tmp_path: Path) -> None:
+    """Run the array script by hand as task 1: it execs job 7's wrapper with trial 2."""
+    rundir = tmp_path / "run"
+    (rundir / "events").mkdir(parents=True)
+    for i in (5, 7):
+        write_job(rundir, i, f"echo ran {i}")
+    backend = SlurmBackend(
+        SlurmOptions(),
+        BackendContext(run="r", rundir=rundir, mounted_rundir=str(rundir), forks=4),
+    )
+    (rundir / "arrays").mkdir()
+    (rundir / "arrays" / "g0-1.tasks").write_text("5 0\n7 2\n")
+    script = rundir / "arrays" / "g0-1.sh"
+    script.write_text(backend.array_script("g0-1", SlurmOptions()))
+    env = {**os.environ, "SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_JOB_ID": "40"}
+    env["SLURM_JOB_ID"] = "42"
+    subprocess.run(["bash", str(script)], env=env, check=True, timeout=30)
+    assert (rundir / "jobs" / "7" / "rc.2").read_text() == "0\n"
+    assert (rundir / "jobs" / "7" / "stdout.2").read_text() == "ran 7\n"
+    assert not (rundir / "jobs" / "5" / "rc.0").exists()
+    assert (rundir / "arrays" / "g0-1.jobids").read_text() == "40_1 42\n"
+    env["SLURM_ARRAY_TASK_ID"] = "2"  # no such line: a clear failure, not job 5
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 97 and "no line for task 2" in proc.stderr
+
+
+# -- the real cluster -----------------------------------------------------------------------
+
+
+@pytest.mark.slurm
+def test_array_of_50_one_sbatch_one_squeue_per_query(slurm: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 50, body=lambda i: f"echo out-{i}")
+    t0 = time.monotonic()
+    results = run(bed.backend.submit(bed.subs))
+    submit_s = time.monotonic() - t0
+    assert len(bed.calls("sbatch")) == 1, bed.calls("sbatch")
+    assert "--array=0-49%64" in bed.calls("sbatch")[0]
+    assert all(r.jid and not r.error for r in results)
+    arrays = {r.jid.split("_")[0] for r in results if r.jid}
+    assert len(arrays) == 1
+    assert sorted(int(r.jid.split("_")[1]) for r in results if r.jid) == list(range(50))
+    tasks = (bed.rundir / "arrays" / "g0-1.tasks").read_text().splitlines()
+    assert tasks == [f"{i} 0" for i in range(50)]
+
+    jids = [r.jid for r in results if r.jid]
+    before = len(bed.calls("squeue"))
+    run(bed.backend.query(jids))
+    assert len(bed.calls("squeue")) == before + 1
+    rcs = bed.wait_rcs(bed.subs)
+    assert rcs == dict.fromkeys(range(50), 0)
+    done_s = time.monotonic() - t0
+    assert (bed.rundir / "jobs" / "49" / "stdout.0").read_text() == "out-49\n"
+    assert len(list((bed.rundir / "events").glob("*.e"))) == 50
+    states = poll(bed, jids, every(50, Liveness.DONE))
+    assert len(states) == 50 and {st.liveness for st in states.values()} == {Liveness.DONE}
+    print(f"\n50-task array: submit {submit_s:.2f} s, all rc files after {done_s:.1f} s")
+
+
+@pytest.mark.slurm
+def test_throttle_is_respected(slurm: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 9, body="sleep 2", array_throttle=3)
+    results = run(bed.backend.submit(bed.subs))
+    jids = [r.jid for r in results if r.jid]
+    assert "--array=0-8%3" in bed.calls("sbatch")[0]
+    most = 0
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        states = run(bed.backend.query(jids))
+        running = sum(st.liveness is Liveness.RUNNING for st in states.values())
+        most = max(most, running)
+        if all(bed.rc(s) is not None for s in bed.subs):
+            break
+        time.sleep(0.25)
+    assert 1 <= most <= 3
+    # no more than 3 jobs had started and not yet ended at any moment
+    spans = []
+    for s in bed.subs:
+        meta = bed.rundir / "jobs" / str(s.index)
+        spans.append(((meta / "start.0").stat().st_mtime, (meta / "rc.0").stat().st_mtime))
+    overlap = max(sum(a <= t < b for a, b in spans) for t, _ in spans)
+    assert overlap <= 3
+
+
+@pytest.mark.slurm
+def test_cancel_a_running_array_with_one_scancel(slurm: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 6, body="sleep 120")
+    results = run(bed.backend.submit(bed.subs))
+    jids = [r.jid for r in results if r.jid]
+    poll(bed, jids, every(6, Liveness.RUNNING))
+    run(bed.backend.cancel(jids))
+    calls = bed.calls("scancel")
+    assert calls == [jids[0].split("_")[0]]  # one call, the array id alone
+    states = poll(bed, jids, every(6, Liveness.FAILED))
+    assert {(st.liveness, st.reason) for st in states.values()} == {(Liveness.FAILED, "CANCELLED")}
+    # cancelling again (finished jobs) is quietly ignored
+    run(bed.backend.cancel(jids[:2]))
+
+
+@pytest.mark.slurm
+def test_max_array_size_chunks(slurm: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 25, max_array_size=10)
+    results = run(bed.backend.submit(bed.subs))
+    calls = bed.calls("sbatch")
+    assert len(calls) == 3
+    assert [c.split("--array=")[1].split()[0] for c in calls] == ["0-9%64", "0-9%64", "0-4%64"]
+    by_array: dict[str, list[int]] = {}
+    for r in sorted(results, key=lambda r: r.index):
+        assert r.jid
+        base, _, task = r.jid.partition("_")
+        by_array.setdefault(base, []).append(int(task))
+    assert sorted(len(v) for v in by_array.values()) == [5, 10, 10]
+    assert bed.wait_rcs(bed.subs) == dict.fromkeys(range(25), 0)
+
+
+@pytest.mark.slurm
+def test_retries_become_a_small_array(slurm: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 8)
+    run(bed.backend.submit(bed.subs))
+    retry = [Submission(s.index, 1, s.name, s.script, s.group, s.options) for s in bed.subs[2:5]]
+    results = run(bed.backend.submit(retry))
+    assert len(bed.calls("sbatch")) == 2 and "--array=0-2%64" in bed.calls("sbatch")[1]
+    assert (bed.rundir / "arrays" / "g0-2.tasks").read_text() == "2 1\n3 1\n4 1\n"
+    assert len({r.jid.split("_")[0] for r in results if r.jid}) == 1
+    assert set(bed.wait_rcs(retry).values()) == {0}
+
+
+@pytest.mark.slurm
+def test_no_array_mode_submits_each_wrapper(slurm: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 3, array=False, partition=slurm.partition)
+    results = run(bed.backend.submit(bed.subs))
+    calls = bed.calls("sbatch")
+    assert len(calls) == 3
+    assert all("--partition=" + slurm.partition in c and "--array" not in c for c in calls)
+    assert calls[0].endswith(f"{bed.subs[0].script} 0")
+    assert all(r.jid and r.jid.isdigit() for r in results)
+    assert bed.wait_rcs(bed.subs) == {0: 0, 1: 0, 2: 0}
+    jids = [r.jid for r in results if r.jid]
+    states = poll(bed, jids, every(3, Liveness.DONE))
+    assert {st.liveness for st in states.values()} == {Liveness.DONE}
+
+
+@pytest.mark.slurm
+def test_failed_job_and_sacct_for_jobs_gone_from_squeue(slurm: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 4, body=lambda i: f"sleep 0.5; exit {i % 2}")
+    results = run(bed.backend.submit(bed.subs))
+    jids = [r.jid for r in results if r.jid]
+    assert bed.wait_rcs(bed.subs) == {0: 0, 1: 1, 2: 0, 3: 1}
+    poll(bed, jids, every(4, Liveness.DONE, Liveness.FAILED))
+    # pretend the jobs have left squeue: the answer must come from sacct (-c here)
+    empty_squeue = 'echo "$*" >>' + str(bed.bin) + "/squeue.calls; exit 0"
+    write_shims(bed.bin, {"squeue": empty_squeue})
+    before = len(bed.calls("sacct"))
+    deadline = time.monotonic() + 30
+    states: dict = {}
+    while time.monotonic() < deadline and len(states) < 4:
+        states = run(bed.backend.query(jids))
+        time.sleep(0.5)
+    assert len(bed.calls("sacct")) > before
+    assert {j: st.liveness for j, st in states.items()} == {
+        jids[0]: Liveness.DONE, jids[1]: Liveness.FAILED,
+        jids[2]: Liveness.DONE, jids[3]: Liveness.FAILED,
+    }  # fmt: skip
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_time_limit_is_reported_as_timeout(slurm: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 1, body="sleep 600", time="1")
+    results = run(bed.backend.submit(bed.subs))
+    jids = [r.jid for r in results if r.jid]
+    t0 = time.monotonic()
+    states = poll(bed, jids, lambda s: s and s[jids[0]].liveness is Liveness.FAILED, limit=200)
+    assert states[jids[0]].liveness is Liveness.FAILED
+    assert states[jids[0]].reason == "TIMEOUT"
+    print(f"\n--time=1 job reported TIMEOUT after {time.monotonic() - t0:.0f} s")
+
+
+@pytest.mark.slurm
+def test_submit_failures(slurm: Any, tmp_path: Path) -> None:
+    # the controller is away: BackendError (the runner retries the whole batch)
+    said = "sbatch: error: Batch job submission failed: Unable to contact slurm controller"
+    down = f'echo "{said}" >&2; exit 1'
+    bed = make_bed(tmp_path, 3, overrides={"sbatch": down})
+    with pytest.raises(BackendError, match="Unable to contact"):
+        run(bed.backend.submit(bed.subs))
+    # a permanent refusal: an error per job
+    bed = make_bed(tmp_path, 3, partition="no-such-partition")
+    results = run(bed.backend.submit(bed.subs))
+    assert all(r.jid is None and "sbatch failed" in r.error for r in results)
+    assert "partition" in results[0].error.lower()
+
+
+@pytest.mark.slurm
+def test_query_failures_raise_backend_error(slurm: Any, tmp_path: Path) -> None:
+    broken = 'echo "squeue: error: slurm_load_jobs error: Socket timed out" >&2; exit 1'
+    bed = make_bed(tmp_path, 1, overrides={"squeue": broken})
+    with pytest.raises(BackendError, match="squeue failed"):
+        run(bed.backend.query(["123_0"]))
+    bed = make_bed(tmp_path, 1, overrides={"squeue": "exec sleep 30"})
+    bed.backend.command_timeout = 1.0
+    t0 = time.monotonic()
+    with pytest.raises(BackendError, match="did not answer"):
+        run(bed.backend.query(["123_0"]))
+    assert time.monotonic() - t0 < 10
+    # a job id the cluster never had is simply absent
+    bed = make_bed(tmp_path, 1)
+    assert run(bed.backend.query(["999999_0"])) == {}
