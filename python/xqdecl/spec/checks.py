@@ -24,6 +24,8 @@ from xqdecl.spec.template import Loc, Template, TemplateError
 if TYPE_CHECKING:
     from xqdecl.spec.models import Spec
 
+#: Most jobs one run may have (each has a metadir and a journal row).
+MAX_JOBS = 10_000_000
 #: How many duplicate job names an error lists.
 SHOWN_DUPLICATES = 3
 
@@ -111,6 +113,10 @@ def finish(spec: Spec, context: dict[str, Any]) -> list[GroupPlan]:
             _check_placeholders(plan, g, found)
         plans.append(plan)
         offset += plan.count
+    if offset > MAX_JOBS:
+        biggest = max(range(len(plans)), key=lambda g: plans[g].count)
+        found.issues.append((("jobs", biggest), f"the run would have {offset:,} jobs;"
+                             f" at most {MAX_JOBS:,} are supported"))
     if not found.issues:
         found.issues.extend(_duplicate_names(plans))
     if found.issues:
@@ -170,21 +176,36 @@ def _duplicate_names(plans: list[GroupPlan]) -> list[Issue]:
     first: dict[str, int] = {}
     issues: list[Issue] = []
     for g, plan in enumerate(plans):
-        duplicates: list[str] = []
-        extra = 0
+        shown: dict[str, list[int]] = {}  # a few clashing names -> a few of their jobs
+        totals: dict[str, int] = {}
+        others: set[str] = set()
         for index, name in _names(plan):
             earlier = first.setdefault(name, index)
-            if earlier != index:
-                if len(duplicates) < SHOWN_DUPLICATES:
-                    duplicates.append(f"{name!r} (jobs {earlier} and {index})")
-                else:
-                    extra += 1
-        if duplicates:
-            text = "job names must be unique after expansion: " + ", ".join(duplicates)
-            if extra:
-                text += f" and {extra} more"
+            if earlier == index:
+                continue
+            if name in shown:
+                totals[name] += 1
+                if len(shown[name]) < 3:
+                    shown[name].append(index)
+            elif len(shown) < SHOWN_DUPLICATES:
+                shown[name] = [earlier, index]
+                totals[name] = 2
+            else:
+                others.add(name)
+        if shown:
+            parts = [_clash(name, shown[name], totals[name]) for name in shown]
+            text = "job names must be unique after expansion: " + "; ".join(parts)
+            if others:
+                text += f"; and {len(others)} more name(s)"
             issues.append((plan.name.loc or ("jobs", g, "name"), text))
     return issues
+
+
+def _clash(name: str, indexes: list[int], total: int) -> str:
+    if total == 2:
+        return f"{name!r} is used by jobs {indexes[0]} and {indexes[1]}"
+    listed = ", ".join(map(str, indexes))
+    return f"{name!r} is used by {total} jobs ({listed}, ...)"
 
 
 def _names(plan: GroupPlan) -> Any:
