@@ -368,6 +368,17 @@ def test_submit_failures(slurm: Any, tmp_path: Path) -> None:
     bed = make_bed(tmp_path, 3, overrides={"sbatch": down})
     with pytest.raises(BackendError, match="Unable to contact"):
         run(bed.backend.submit(bed.subs))
+    # the controller goes away after a first chunk went in: no exception (that would
+    # resubmit the first chunk), an error for each job of the failed chunk only
+    where = tmp_path / "flaky"
+    flaky = f'[ "$(wc -l <{where}/bin/sbatch.calls)" = 2 ] && {{ echo "{said}" >&2; exit 1; }}'
+    flaky += '\nexec sbatch "$@"'
+    bed = make_bed(where, 25, max_array_size=10, overrides={"sbatch": flaky})
+    results = sorted(run(bed.backend.submit(bed.subs)), key=lambda r: r.index)
+    assert len(bed.calls("sbatch")) == 3
+    assert [bool(r.jid) for r in results] == [True] * 10 + [False] * 10 + [True] * 5
+    assert "Unable to contact" in results[10].error
+    assert set(bed.wait_rcs(bed.subs[:10] + bed.subs[20:]).values()) == {0}
     # a permanent refusal: an error per job
     bed = make_bed(tmp_path, 3, partition="no-such-partition")
     results = run(bed.backend.submit(bed.subs))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import logging
 import os
 import re
 import shlex
@@ -27,8 +26,6 @@ from xqdecl import liveness
 from xqdecl.backends.base import Backend, BackendContext, JobState, Submission, Submitted
 from xqdecl.errors import BackendError, SpecError
 from xqdecl.spec import SlurmOptions
-
-log = logging.getLogger(__name__)
 
 #: option -> sbatch flag of the header lines, in this order
 HEADER_OPTIONS = (
@@ -174,13 +171,18 @@ exec bash {jobs}/"$index"/job.sh "$trial"
             options = group_subs[0].options
             if not getattr(options, "array", True):
                 for sub in group_subs:
-                    results.append(await self._submit_one(sub, options, bool(results)))
+                    results.append(await self._submit_one(sub, options, self._any(results)))
                 continue
             size = await self.max_array_size(options)
             for start in range(0, len(group_subs), size):
                 chunk = group_subs[start : start + size]
-                results.extend(await self._submit_array(group, chunk, options, bool(results)))
+                results.extend(await self._submit_array(group, chunk, options, self._any(results)))
         return results
+
+    @staticmethod
+    def _any(results: list[Submitted]) -> bool:
+        """Whether something of this batch is already with the scheduler."""
+        return any(r.jid for r in results)
 
     def _new_id(self, group: int) -> tuple[str, Path]:
         arrays = self.ctx.rundir / "arrays"
