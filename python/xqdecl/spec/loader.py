@@ -22,7 +22,13 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from xqdecl.errors import SpecError
 from xqdecl.spec.issues import SpecIssues, format_issues, pydantic_issues
 from xqdecl.spec.models import Spec
-from xqdecl.spec.positions import Positions, YamlShapeError, toml_positions, yaml_tree
+from xqdecl.spec.positions import (
+    Positions,
+    YamlShapeError,
+    check_flow_depth,
+    toml_positions,
+    yaml_tree,
+)
 from xqdecl.spec.values import kind
 
 Format = Literal["toml", "yaml"]
@@ -114,6 +120,10 @@ def _parse_toml(text: str, source: str) -> tuple[Any, Positions]:
 
 def _parse_yaml(text: str, source: str) -> tuple[Any, Positions]:
     yaml = YAML(typ="rt")
+    try:
+        check_flow_depth(text)
+    except YamlShapeError as exc:
+        raise SpecError(f"{source}: syntax error: {exc}") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

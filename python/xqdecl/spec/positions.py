@@ -260,16 +260,62 @@ class YamlShapeError(ValueError):
     """A YAML document that cannot become plain spec data."""
 
 
-def yaml_tree(node: Any, limit: int = 5_000_000) -> tuple[Any, Positions]:
+#: Most values a YAML document may expand to (aliases counted at each use).
+MAX_YAML_VALUES = 2_000_000
+#: Deepest nesting of flow collections (`[`, `{`) accepted before parsing.
+MAX_FLOW_DEPTH = 100
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def check_flow_depth(text: str, limit: int = MAX_FLOW_DEPTH) -> None:
+    """Refuse absurdly nested flow collections before the parser recurses into them.
+
+    Brackets inside strings are counted too, so this overestimates; the limit
+    is far above what a spec needs."""
+    depth = 0
+    for match in _BRACKETS.finditer(text):
+        depth += 1 if match.group(0) in "[{" else -1
+        if depth > limit:
+            raise YamlShapeError(f"values nested too deeply (more than {limit} levels)")
+        depth = max(depth, 0)
+
+
+def _expanded_size(node: Any, limit: int) -> int:
+    """How many values `node` holds once every alias is expanded (capped at limit+1)."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(item: Any) -> int:
+        if not isinstance(item, dict | list):
+            return 1
+        known = sizes.get(id(item))
+        if known is not None:
+            return known
+        if id(item) in active:
+            raise YamlShapeError("a YAML alias refers to a value that contains it")
+        active.add(id(item))
+        total = 1
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        active.discard(id(item))
+        sizes[id(item)] = total
+        return total
+
+    return size(node)
+
+
+def yaml_tree(node: Any, limit: int = MAX_YAML_VALUES) -> tuple[Any, Positions]:
     """Plain Python data and positions of a ruamel round-trip document."""
+    if _expanded_size(node, limit) > limit:
+        raise YamlShapeError(f"the document holds more than {limit:,} values once its aliases"
+                             " are expanded")
     positions: Positions = {}
-    budget = [limit]
     active: set[int] = set()
 
     def convert(item: Any, loc: Loc) -> Any:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise YamlShapeError("the document is too large (too many values or aliases)")
         if isinstance(item, dict | list):
             if id(item) in active:
                 raise YamlShapeError("a YAML alias refers to a value that contains it")
