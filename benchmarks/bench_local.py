@@ -54,7 +54,7 @@ def bare(tmp: Path, jobs: int, forks: int) -> tuple[float, float, float, int]:
     script = root / "wrapper.sh"
     script.write_text(BARE_WRAPPER)
     driver = (
-        f"for i in $(seq 0 {jobs - 1}); do mkdir -p {root}/jobs/$i; done; "
+        f"seq 0 {jobs - 1} | sed 's|^|{root}/jobs/|' | xargs mkdir -p; "
         f"seq 0 {jobs - 1} | xargs -P {forks} -I{{}} bash {script} {root} {{}} true"
     )
     return measure(["bash", "-c", driver])

@@ -103,7 +103,7 @@ def dry_run(path: str, out: Output) -> int:
     directives = {g.index: backend.directives(g.options) for g in p.groups}
     n = 0
     for job in p.jobs():
-        write_wrapper(p.rundir.script(job.index), render_job(p, job, directives[job.group]))
+        write_wrapper(p.rundir.script_str(job.index), render_job(p, job, directives[job.group]))
         n += 1
     summary = _plan_summary(spec, p, 3)
     summary["rendered"] = n

@@ -40,6 +40,10 @@ class RunDir:
     def script(self, index: int) -> Path:
         return self.root / "jobs" / str(index) / "job.sh"
 
+    def script_str(self, index: int) -> str:
+        """`script` as a plain string (cheaper in loops over every job)."""
+        return f"{self.root}/jobs/{index}/job.sh"
+
     def file(self, index: int, kind: str, trial: int) -> Path:
         """`kind` is one of start, rc, stdout, stderr, notes."""
         return self.root / "jobs" / str(index) / f"{kind}.{trial}"

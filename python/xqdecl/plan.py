@@ -6,6 +6,7 @@ time, so a 100,000-job run never holds all rendered commands in memory.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -87,24 +88,31 @@ class Plan:
         )
 
 
-def write_wrapper(path: Path, text: str) -> str:
+def write_wrapper(path: Path | str, text: str) -> str:
     """Put the wrapper in place unless identical; returns its definition hash.
 
-    The file is replaced by a rename, never rewritten in place, so a bash that
-    is reading the old one (a job still running) keeps reading the old one.
+    An existing file is replaced by a rename, never rewritten in place, so a
+    bash that is reading the old one (a job still running) keeps reading it.
+    A new file is written directly: nothing can be reading it yet.
     """
-    digest = hashlib.sha256(text.encode()).hexdigest()[:32]
+    data = text.encode()
+    digest = hashlib.sha256(data).hexdigest()[:32]
+    path = os.fspath(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            if fh.read() == text:
+        with open(path, "rb") as fh:
+            if fh.read() == data:
                 return digest
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(os.path.dirname(path))
+        with open(path, "xb") as fh:
+            fh.write(data)
+        return digest
     except OSError:
         pass
-    tmp = path.with_name(f".job.sh.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
     os.replace(tmp, path)
     return digest
 

@@ -33,7 +33,7 @@ def prepare_jobs(
     rd = plan.rundir
     for job in plan.jobs():
         text = render_job(plan, job, directives[job.group])
-        digest = write_wrapper(rd.script(job.index), text)
+        digest = write_wrapper(rd.script_str(job.index), text)
         prev = previous.get(job.index)
         row = JobRow(idx=job.index, name=job.name, grp=job.group, hash=digest, status=J.QUEUED)
         if prev is not None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 #: seconds between TERM and KILL when a command is cancelled or timed out
 KILL_GRACE = 10
@@ -73,25 +74,10 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def render(w: WrapperInput) -> str:
-    """The complete wrapper script for one job; the trial number is its first argument."""
-    out: list[str] = ["#!/usr/bin/env bash"]
-    out.extend(w.directives)
-    out.append(f"# xqdecl wrapper: job {w.index} {_q(w.name)} of run {_q(w.run)}")
-    if w.options_digest:
-        out.append(f"# options: {w.options_digest}")
-    out.append("# usage: bash job.sh [TRIAL]   (written by xqdecl; edits are replaced)")
-    exports = {
-        "XQDECL_JOB_INDEX": str(w.index),
-        "XQDECL_JOB_NAME": w.name,
-        "XQDECL_RUN": w.run,
-        "XQDECL_JOB_METADIR": w.metadir,
-    }
-    out.append('XQDECL_TRIAL="${1:-0}"')
-    out.append("export " + " ".join(f"{k}={_q(v)}" for k, v in exports.items()) + " XQDECL_TRIAL")
-    out.append(f"_xq_ev={_q(w.events_dir)}")
-    out.append(f"_xq_tag={w.index}.$XQDECL_TRIAL")
-    out.append('_xq_m="$XQDECL_JOB_METADIR" _xq_t="$XQDECL_TRIAL" _xq_why= _xq_child= _xq_dog=')
+@lru_cache(maxsize=64)
+def _prelude(timeout: float | None) -> str:
+    """The part of every wrapper that does not depend on the job (cached)."""
+    out = ['_xq_m="$XQDECL_JOB_METADIR" _xq_t="$XQDECL_TRIAL" _xq_why= _xq_child= _xq_dog=']
     out.append('exec </dev/null >"$_xq_m/stdout.$_xq_t" 2>"$_xq_m/stderr.$_xq_t"')
     # is this shell the leader of its process group? then a stop can reach the whole job
     out.append('_xq_pg=; read -r _ _ _ _ _xq_pg _ < "/proc/$$/stat" 2>/dev/null')
@@ -109,16 +95,19 @@ def render(w: WrapperInput) -> str:
     out.append("trap '_xq_stop \"interrupted by SIGINT\"' INT")
     out.append("trap '_xq_stop \"hung up (SIGHUP)\"' HUP")
     out.append("trap '_xq_stop \"terminated by SIGUSR2 (scheduler notice)\"' USR2")
-    if w.timeout:
-        out.append(f"trap '_xq_stop \"timed out after {_duration(w.timeout)}\"' USR1")
+    if timeout:
+        out.append(f"trap '_xq_stop \"timed out after {_duration(timeout)}\"' USR1")
     out.append(
         'printf \'%s %s %s\\n\' "${HOSTNAME:-$(uname -n)}" "$$" '
         '"${EPOCHREALTIME:-$(date +%s)}" >"$_xq_m/start.$_xq_t"'
     )
     out.append(': >"$_xq_ev/$_xq_tag.s"')
-    if w.env:
-        out.append("export " + " ".join(f"{k}={_q(v)}" for k, v in w.env.items()))
-    out.extend(s for s in w.init_snippets if s)
+    return "\n".join(out)
+
+
+@lru_cache(maxsize=256)
+def _finish(postscript: str, end_snippets: tuple[str, ...]) -> str:
+    """The function that records the rc (temp + rename) and tells the runner."""
     finish = (
         "_xq_finish() {  # record the rc (temp + rename), then tell the runner\n"
         "  _xq_rc=$1\n"
@@ -129,14 +118,14 @@ def render(w: WrapperInput) -> str:
         '"$_xq_rc" "$_xq_sig" >&2\n'
         "  fi\n"
     )
-    if w.postscript.strip() or w.end_snippets:
+    if postscript.strip() or any(end_snippets):
         finish += '  export XQDECL_JOB_RC="$_xq_rc"\n'
-        for snippet in w.end_snippets:
+        for snippet in end_snippets:
             if snippet:
                 finish += f"  {{\n{snippet}\n  }}\n"
-        if w.postscript.strip():
+        if postscript.strip():
             finish += (
-                f"  (\n{_block(w.postscript)}\n  ) || "
+                f"  (\n{_block(postscript)}\n  ) || "
                 "printf 'xqdecl: postscript failed with status %s\\n' \"$?\" >&2\n"
             )
     finish += (
@@ -146,28 +135,16 @@ def render(w: WrapperInput) -> str:
         '  exit "$_xq_rc"\n'
         "}"
     )
-    out.append(finish)
-    if w.cwd:
-        out.append(
-            f"cd -- {_q(w.cwd)} || {{ _xq_why={_q('cannot enter the working directory ' + w.cwd)}; "
-            "_xq_finish 1; }"
-        )
-    out.extend(s for s in w.prep_snippets if s)
-    body = ["{"]
-    if w.prescript.strip():
-        body.append(_block(w.prescript))
-        body.append(
-            "_xq_pre=$?; [ \"$_xq_pre\" = 0 ] || { printf 'xqdecl: prescript failed with "
-            "status %s\\n' \"$_xq_pre\" >&2; exit \"$_xq_pre\"; }"
-        )
-    body.append(command_line(w.cmd))
-    body.append("} &")
-    out.extend(body)
-    out.append("_xq_child=$!")
-    if w.timeout:
+    return finish
+
+
+@lru_cache(maxsize=64)
+def _wait(timeout: float | None) -> str:
+    out = ["_xq_child=$!"]
+    if timeout:
         out.append(
             "( trap 'kill \"$_xq_s\" 2>/dev/null; exit 0' TERM; "
-            f"sleep {w.timeout:g} & _xq_s=$!; wait \"$_xq_s\" && kill -USR1 $$ ) &"
+            f"sleep {timeout:g} & _xq_s=$!; wait \"$_xq_s\" && kill -USR1 $$ ) &"
         )
         out.append("_xq_dog=$!")
     # `wait` returns early when a trapped signal arrives: wait again until the child is gone
@@ -176,4 +153,42 @@ def render(w: WrapperInput) -> str:
         'kill -0 "$_xq_child" 2>/dev/null || break; done'
     )
     out.append('_xq_finish "$_xq_st"')
+    return "\n".join(out)
+
+
+def render(w: WrapperInput) -> str:
+    """The complete wrapper script for one job; the trial number is its first argument."""
+    out: list[str] = ["#!/usr/bin/env bash"]
+    out.extend(w.directives)
+    out.append(f"# xqdecl wrapper: job {w.index} {_q(w.name)} of run {_q(w.run)}")
+    if w.options_digest:
+        out.append(f"# options: {w.options_digest}")
+    out.append("# usage: bash job.sh [TRIAL]   (written by xqdecl; edits are replaced)")
+    out.append('XQDECL_TRIAL="${1:-0}"')
+    out.append(
+        f"export XQDECL_JOB_INDEX={w.index} XQDECL_JOB_NAME={_q(w.name)} XQDECL_RUN={_q(w.run)} "
+        f"XQDECL_JOB_METADIR={_q(w.metadir)} XQDECL_TRIAL"
+    )
+    out.append(f"_xq_ev={_q(w.events_dir)} _xq_tag={w.index}.$XQDECL_TRIAL")
+    out.append(_prelude(w.timeout))
+    if w.env:
+        out.append("export " + " ".join(f"{k}={_q(v)}" for k, v in w.env.items()))
+    out.extend(s for s in w.init_snippets if s)
+    out.append(_finish(w.postscript, tuple(w.end_snippets)))
+    if w.cwd:
+        out.append(
+            f"cd -- {_q(w.cwd)} || {{ _xq_why={_q('cannot enter the working directory ' + w.cwd)}; "
+            "_xq_finish 1; }"
+        )
+    out.extend(s for s in w.prep_snippets if s)
+    out.append("{")
+    if w.prescript.strip():
+        out.append(_block(w.prescript))
+        out.append(
+            "_xq_pre=$?; [ \"$_xq_pre\" = 0 ] || { printf 'xqdecl: prescript failed with "
+            "status %s\\n' \"$_xq_pre\" >&2; exit \"$_xq_pre\"; }"
+        )
+    out.append(command_line(w.cmd))
+    out.append("} &")
+    out.append(_wait(w.timeout))
     return "\n".join(out) + "\n"
