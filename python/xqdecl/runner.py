@@ -106,6 +106,12 @@ class Runner:
     def wake(self) -> None:
         self._wake.set()
 
+    def request_stop(self) -> None:
+        """Cancel every live job and end the run as interrupted (exit 130)."""
+        if self.stop_reason is None:
+            self.stop_reason = ExitCode.INTERRUPTED
+        self.wake()
+
     # -- the run --------------------------------------------------------------------
     async def run(self) -> RunResult:
         t0 = time.monotonic()
