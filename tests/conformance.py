@@ -60,7 +60,8 @@ class BackendConformance:
         return workdir / "wd" / "conf" / "jobs" / str(index)
 
     # -- the suite ------------------------------------------------------------------
-    def test_success_and_failure(self, workdir: Path, scheduler: dict[str, Any], fast: None) -> None:
+    def test_success_and_failure(self, workdir: Path, scheduler: dict[str, Any],
+                                 fast: None) -> None:
         spec = self.spec(workdir, scheduler, [{
             "name": "j{n}-{index}", "cmd": "echo out-{n}; exit {n}",
             "matrix": {"n": [0, 0, 3, 0]},
@@ -161,8 +162,8 @@ class BackendConformance:
             return await original(self, jids)
 
         monkeypatch.setattr(cls, "query", counting)
-        spec = self.spec(workdir, scheduler, [{"cmd": ["sleep", "3"], "matrix": {"i": [1, 2, 3, 4]}}],
-                         forks=4)
+        jobs = [{"cmd": ["sleep", "3"], "matrix": {"i": [1, 2, 3, 4]}}]
+        spec = self.spec(workdir, scheduler, jobs, forks=4)
         result = self.run(spec)
         assert result.ok
         assert calls, "the runner never asked the scheduler"
