@@ -60,6 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except XqdeclError as exc:
         out.error(f"xqdecl: {exc}" if not hasattr(exc, "issues") else str(exc))
         return int(exc.exit_code)
+    except OSError as exc:  # the machine said no: disk full, permissions, missing folder
+        where = f": {exc.filename}" if exc.filename else ""
+        out.error(f"xqdecl: {exc.strerror or exc}{where}")
+        return int(ExitCode.BACKEND)
     except KeyboardInterrupt:
         out.error("xqdecl: interrupted")
         return int(ExitCode.INTERRUPTED)

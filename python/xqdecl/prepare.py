@@ -19,6 +19,15 @@ def read_rc(rd: RunDir, index: int, trial: int) -> int | None:
         return None
 
 
+def read_start(rd: RunDir, index: int, trial: int) -> str:
+    """What a trial's wrapper wrote when it started ('' when it has not)."""
+    try:
+        with open(rd.file(index, "start", trial), encoding="utf-8", errors="replace") as fh:
+            return fh.read(512).strip()
+    except OSError:
+        return ""
+
+
 def prepare_jobs(
     plan: Plan, directives: dict[int, list[str]], previous: dict[int, JobRow]
 ) -> tuple[list[JobRow], list[JobRow]]:

@@ -24,7 +24,7 @@ from xqdecl.journal import JobRow, Journal
 from xqdecl.lock import RunLock
 from xqdecl.plan import Plan
 from xqdecl.poller import make_poller
-from xqdecl.prepare import prepare_jobs, read_rc
+from xqdecl.prepare import prepare_jobs, read_rc, read_start
 from xqdecl.spec import Spec
 
 #: consecutive failed scheduler calls before the run gives up (exit 4)
@@ -115,7 +115,12 @@ class Runner:
     # -- the run --------------------------------------------------------------------
     async def run(self) -> RunResult:
         t0 = time.monotonic()
-        self.rd.create()
+        try:
+            self.rd.create()
+        except OSError as exc:
+            raise BackendError(
+                f"cannot create the run directory {self.rd.root}: {exc.strerror or exc}"
+            ) from None
         lock = RunLock(self.rd.lock)
         lock.acquire()
         self.journal = Journal(self.rd.journal)
@@ -174,7 +179,16 @@ class Runner:
         self.stop_reason = ExitCode.INTERRUPTED
         self.wake()
 
+    def _check_kill_request(self) -> None:
+        """`xqdecl kill` from a host that cannot signal this runner leaves a request file."""
+        request = self.rd.root / "kill.request"
+        if request.exists():
+            request.unlink(missing_ok=True)
+            self.reporter.message("kill requested: cancelling live jobs")
+            self.request_stop()
+
     async def _prepare(self) -> None:
+        (self.rd.root / "kill.request").unlink(missing_ok=True)
         directives = {g.index: self.backend.directives(g.options) for g in self.plan.groups}
         previous = {} if self.fresh else self.journal.load()
         rows, live = prepare_jobs(self.plan, directives, previous)
@@ -193,11 +207,13 @@ class Runner:
     async def _reattach(self, live: list[JobRow]) -> None:
         """Jobs an earlier runner left live: keep them if still alive, else decide."""
         for row in live:
-            rc = read_rc(self.rd, row.idx, row.trial)
+            t = row.trial
+            rc = read_rc(self.rd, row.idx, t)
             if rc is not None:
                 self.inflight[row.idx] = row
                 self._finish(row, rc, "")
-            elif row.jid and await self.backend.reattach(row.jid, ""):
+            elif jid := await self.backend.reattach(row.jid, read_start(self.rd, row.idx, t)):
+                row.jid = jid
                 self.inflight[row.idx] = row
                 self.poller.watch([(row.idx, row.trial)])
             else:
@@ -227,9 +243,11 @@ class Runner:
             if sweep:
                 next_sweep = now + self.backend.sweep_interval
             self._collect(sweep)
-            if self.inflight and (now >= next_query or self.backend.query_interval <= 0):
-                next_query = now + self.backend.query_interval
-                await self._liveness()
+            if now >= next_query or self.backend.query_interval <= 0:
+                next_query = now + max(self.backend.query_interval, 0.5)
+                self._check_kill_request()
+                if self.inflight:
+                    await self._liveness()
 
     # -- submission ---------------------------------------------------------------------
     async def _fill(self) -> None:

@@ -109,11 +109,19 @@ class Backend(ABC):
         """One batched liveness query. A jid missing from the answer is unknown
         to the scheduler. Raise BackendError when the query itself failed."""
 
-    async def reattach(self, jid: str, start_info: str) -> bool:
-        """Whether a job recorded by an earlier runner is still alive."""
+    async def reattach(self, jid: str | None, start_info: str) -> str | None:
+        """An earlier runner's job: its jid when it is still alive, else None.
+
+        `jid` is None when that runner died between submitting and recording
+        the id; `start_info` is what the job's wrapper wrote when it started
+        ('' if it has not), which may be enough to find it.
+        """
+        if not jid:
+            return None
         states = await self.query([jid])
         state = states.get(jid)
-        return state is not None and state.liveness in (Liveness.PENDING, Liveness.RUNNING)
+        alive = state is not None and state.liveness in (Liveness.PENDING, Liveness.RUNNING)
+        return jid if alive else None
 
     async def kill_now(self, jids: Sequence[str]) -> None:
         """Stop the jobs without a grace (a second Ctrl-C). Defaults to `cancel`."""

@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -34,6 +35,14 @@ def _start_ticks(pid: int) -> str:
         return data[data.rindex(b")") + 2 :].split()[19].decode()
     except (OSError, ValueError, IndexError):
         return ""
+
+
+def _boot_time() -> float:
+    with open("/proc/stat", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    raise OSError("no btime in /proc/stat")
 
 
 def _signal_name(num: int) -> str:
@@ -152,11 +161,31 @@ class LocalBackend(Backend):
             return False
         return bool(ticks) and _start_ticks(int(pid_s)) == ticks
 
-    async def reattach(self, jid: str, start_info: str) -> bool:
-        if self._alive(jid):
+    async def reattach(self, jid: str | None, start_info: str) -> str | None:
+        if not jid:
+            jid = self._from_start_info(start_info)
+        if jid and self._alive(jid):
             self._adopted[jid] = int(jid.partition(".")[0])
-            return True
-        return False
+            return jid
+        return None
+
+    @staticmethod
+    def _from_start_info(info: str) -> str | None:
+        """'host pid epoch' of a wrapper on this host -> its jid, if that process lives."""
+        parts = info.split()
+        if len(parts) < 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+            return None
+        pid = int(parts[1])
+        ticks = _start_ticks(pid)
+        if not ticks:
+            return None
+        try:
+            started = _boot_time() + int(ticks) / os.sysconf("SC_CLK_TCK")
+            recorded = float(parts[2])
+        except (ValueError, OSError):
+            return None
+        # the wrapper wrote its start line right after it began: the times agree
+        return f"{pid}.{ticks}" if abs(started - recorded) < 5 else None
 
     # -- cancel -----------------------------------------------------------------
     async def cancel(self, jids: Sequence[str]) -> None:
@@ -179,6 +208,13 @@ class LocalBackend(Backend):
         for _jid, pid in pids:
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
+
+    async def kill_now(self, jids: Sequence[str]) -> None:
+        for jid in jids:
+            pid = self._children.get(jid) or self._adopted.get(jid)
+            if pid is not None:
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
 
     def _still_there(self, jid: str, pid: int) -> bool:
         if jid in self._children:
