@@ -21,6 +21,7 @@ from xqdecl.spec import (
     render_job,
     spec_from_dict,
 )
+from xqdecl.spec import params as params_module
 from xqdecl.spec.params import GroupParams, RangeAxis, ValuesAxis
 
 DATA = Path(__file__).parent / "data" / "specs"
@@ -195,10 +196,25 @@ def test_large_range_expands_and_names_are_checked() -> None:
 
 
 def test_huge_range_costs_no_memory_up_front() -> None:
-    axes = GroupParams(("i", "s"), (RangeAxis(range(10**12)), ValuesAxis([("a",), ("b",)])))
+    axes = GroupParams(("i", "s", "t"), (RangeAxis(range(10**12)),
+                                         ValuesAxis([("a", "A"), ("b", "B")], width=2)))
     assert axes.count == 2 * 10**12
-    assert next(axes.combos()) == ("0", "a")
-    assert axes.at(2 * 10**12 - 1) == (str(10**12 - 1), "b")
+    assert next(axes.combos()) == ("0", ("a", "A"))
+    assert next(axes.dicts()) == {"i": "0", "s": "a", "t": "A"}
+    assert next(axes.indexed_dicts(5)) == {"i": "0", "s": "a", "t": "A", "index": "5"}
+    assert axes.at(2 * 10**12 - 1) == {"i": str(10**12 - 1), "s": "b", "t": "B"}
+
+
+def test_lazy_walk_and_product_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    axes = GroupParams(("a", "b", "c", "d"), (
+        ValuesAxis(["x", "y"]), RangeAxis(range(3)), ValuesAxis([("1", "2"), ("3", "4")], 2)))
+    eager = list(axes.dicts())
+    monkeypatch.setattr(params_module, "EAGER_AXES", 0)
+    assert list(axes.dicts()) == eager
+    assert [axes.at(i) for i in range(axes.count)] == eager
+    assert eager[:3] == [{"a": "x", "b": "0", "c": "1", "d": "2"},
+                         {"a": "x", "b": "0", "c": "3", "d": "4"},
+                         {"a": "x", "b": "1", "c": "1", "d": "2"}]
 
 
 def test_too_many_jobs() -> None:

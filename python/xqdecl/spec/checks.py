@@ -10,6 +10,8 @@ their paths and raised together as `SpecIssues`.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +46,7 @@ class GroupPlan:
     cwd: Template
     prescript: Template
     postscript: Template
+    job_renderer: Any = None  # made by xqdecl.spec.expand on first use
 
 
 class _Collector:
@@ -173,6 +176,17 @@ def _check_placeholders(plan: GroupPlan, g: int, found: _Collector) -> None:
 
 
 def _duplicate_names(plans: list[GroupPlan]) -> list[Issue]:
+    """Issues naming clashing job names; a fast set-only pass when there are none."""
+    seen: set[str] = set()
+    for plan in plans:
+        before = len(seen)
+        seen.update(map(plan.name.renderer(), plan.params.indexed_dicts(plan.offset)))
+        if len(seen) - before != plan.count:
+            return _describe_duplicates(plans)
+    return []
+
+
+def _describe_duplicates(plans: list[GroupPlan]) -> list[Issue]:
     first: dict[str, int] = {}
     issues: list[Issue] = []
     for g, plan in enumerate(plans):
@@ -208,24 +222,8 @@ def _clash(name: str, indexes: list[int], total: int) -> str:
     return f"{name!r} is used by {total} jobs ({listed}, ...)"
 
 
-def _names(plan: GroupPlan) -> Any:
-    template = plan.name
-    if template.is_constant:
-        name = template.render({})
-        return ((plan.offset + i, name) for i in range(plan.count))
-    keys = plan.params.keys
-    used = set(template.names)
-    start = plan.offset
-    if used == {"index"}:
-        return ((start + i, template.render({"index": str(start + i)}))
-                for i in range(plan.count))
-    return _rendered_names(plan, keys, start)
-
-
-def _rendered_names(plan: GroupPlan, keys: tuple[str, ...], start: int) -> Any:
-    render = plan.name.render
-    for index, values in enumerate(plan.params.combos(), start):
-        params = dict(zip(keys, values, strict=True))
-        params["index"] = str(index)
-        yield index, render(params)
-
+def _names(plan: GroupPlan) -> Iterator[tuple[int, str]]:
+    """(index, rendered name) of every job of the group."""
+    render = plan.name.renderer()
+    names = map(render, plan.params.indexed_dicts(plan.offset))
+    return zip(itertools.count(plan.offset), names)

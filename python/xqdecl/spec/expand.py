@@ -11,9 +11,10 @@ mixed-radix arithmetic.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from xqdecl.spec.checks import GroupPlan
@@ -29,7 +30,7 @@ class ExpandedJob(NamedTuple):
     params: dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RenderedJob:
     """A job with every template filled in.
 
@@ -50,7 +51,9 @@ class RenderedJob:
 
 
 def _plans(spec: Spec) -> list[GroupPlan]:
-    return spec._plans
+    # straight from pydantic's private dict: `spec._plans` costs ~50x more per call
+    plans: list[GroupPlan] = spec.__pydantic_private__["_plans"]  # type: ignore[index]
+    return plans
 
 
 def count_jobs(spec: Spec, group: int | None = None) -> int:
@@ -72,11 +75,8 @@ def expand(spec: Spec, group: int | None = None) -> Iterator[ExpandedJob]:
     chosen = range(len(plans)) if group is None else [group]
     for g in chosen:
         plan = plans[g]
-        keys = plan.params.keys
-        index = plan.offset
-        for values in plan.params.combos():
-            yield ExpandedJob(index, g, dict(zip(keys, values, strict=True)))
-            index += 1
+        indexes = itertools.count(plan.offset)
+        yield from map(ExpandedJob._make, zip(indexes, itertools.repeat(g), plan.params.dicts()))
 
 
 def job_at(spec: Spec, index: int) -> ExpandedJob:
@@ -85,35 +85,56 @@ def job_at(spec: Spec, index: int) -> ExpandedJob:
     total = sum(plan.count for plan in plans)
     if not 0 <= index < total:
         raise IndexError(f"job index {index} out of range (the run has {total} jobs)")
-    offsets = [plan.offset for plan in plans]
-    g = bisect.bisect_right(offsets, index) - 1
-    while plans[g].count == 0:  # pragma: no cover - groups are never empty once valid
-        g -= 1
+    g = bisect.bisect_right([plan.offset for plan in plans], index) - 1
     plan = plans[g]
-    values = plan.params.at(index - plan.offset)
-    return ExpandedJob(index, g, dict(zip(plan.params.keys, values, strict=True)))
+    return ExpandedJob(index, g, plan.params.at(index - plan.offset))
 
 
 def render_job(spec: Spec, job: ExpandedJob) -> RenderedJob:
     """Fill in every template of `job`'s group with the job's values."""
     plan = _plans(spec)[job.group]
-    values = dict(job.params)
-    values["index"] = str(job.index)
-    if isinstance(plan.cmd, tuple):
-        cmd: str | list[str] = [part.render(values) for part in plan.cmd]
-    else:
-        cmd = plan.cmd.render(values, quote=True)
-    return RenderedJob(
-        index=job.index,
-        group=job.group,
-        name=plan.name.render(values),
-        cmd=cmd,
-        env={key: value.render(values) for key, value in plan.env.items()},
-        cwd=plan.cwd.render(values),
-        prescript=plan.prescript.render(values, quote=True),
-        postscript=plan.postscript.render(values, quote=True),
-        params=job.params,
-    )
+    if plan.job_renderer is None:
+        plan.job_renderer = _JobRenderer(plan)
+    renderer: _JobRenderer = plan.job_renderer
+    return renderer(job)
+
+
+class _JobRenderer:
+    """The render functions of one group's templates, fetched once."""
+
+    __slots__ = ("argv", "cwd", "env", "name", "post", "pre", "shell")
+
+    def __init__(self, plan: GroupPlan):
+        self.name = plan.name.renderer()
+        if isinstance(plan.cmd, tuple):
+            self.argv: tuple[Any, ...] | None = tuple(part.renderer() for part in plan.cmd)
+            self.shell = None
+        else:
+            self.argv = None
+            self.shell = plan.cmd.renderer(quote=True)
+        self.env = tuple((key, value.renderer()) for key, value in plan.env.items())
+        self.cwd = plan.cwd.renderer()
+        self.pre = plan.prescript.renderer(quote=True)
+        self.post = plan.postscript.renderer(quote=True)
+
+    def __call__(self, job: ExpandedJob) -> RenderedJob:
+        values = job.params.copy()
+        values["index"] = str(job.index)
+        if self.argv is not None:
+            cmd: str | list[str] = [render(values) for render in self.argv]
+        else:
+            cmd = self.shell(values)  # type: ignore[misc]
+        return RenderedJob(
+            job.index,
+            job.group,
+            self.name(values),
+            cmd,
+            {key: render(values) for key, render in self.env},
+            self.cwd(values),
+            self.pre(values),
+            self.post(values),
+            job.params,
+        )
 
 
 def render_all(spec: Spec, group: int | None = None) -> Iterator[RenderedJob]:

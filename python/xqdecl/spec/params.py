@@ -4,18 +4,18 @@ A group's parameters come from up to three sources, each made into axes:
 every `matrix` key is one axis, the `zip` lists together are one axis, and
 the rows of `params_file` are one axis. The group's jobs are the cartesian
 product of its axes in that order, the last axis varying fastest. Axes are
-sequences of value tuples; a range axis makes its values on demand, so a
-large range costs no memory, and the product is walked lazily.
+sequences of steps (a value, or a tuple of values for zip and rows); a range
+axis makes its values on demand, so a large range costs no memory.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from xqdecl.spec.template import PARAM_NAME, Loc
 
@@ -24,15 +24,23 @@ if TYPE_CHECKING:
 
 Issue = tuple[Loc, str]
 Values = tuple[str, ...]
+#: One step of an axis: a value, or a tuple of values for a zip or a params file row.
+Step = str | Values
+
+#: When the lengths of a group's axes add up to at most this, the product is
+#: made by `itertools.product` (fast; it keeps each axis's values, not their
+#: product); longer axes are walked lazily instead.
+EAGER_AXES = 1_000_000
 
 
-class ValuesAxis(Sequence[Values]):
-    """An axis of explicit values (one tuple per step; wider for zip and rows)."""
+class ValuesAxis(Sequence[Step]):
+    """An axis of explicit values: strings (`width` 1) or tuples of `width` values."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "width")
 
-    def __init__(self, items: Sequence[Values]):
+    def __init__(self, items: Sequence[Step], width: int = 1):
         self._items = tuple(items)
+        self.width = width
 
     def __len__(self) -> int:
         return len(self._items)
@@ -40,14 +48,15 @@ class ValuesAxis(Sequence[Values]):
     def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
         return self._items[i]
 
-    def __iter__(self) -> Iterator[Values]:
+    def __iter__(self) -> Iterator[Step]:
         return iter(self._items)
 
 
-class RangeAxis(Sequence[Values]):
+class RangeAxis(Sequence[Step]):
     """An axis over `range(start, stop, step)`; values made as they are read."""
 
     __slots__ = ("_range",)
+    width = 1
 
     def __init__(self, values: range):
         self._range = values
@@ -56,50 +65,79 @@ class RangeAxis(Sequence[Values]):
         return len(self._range)
 
     def __getitem__(self, i):  # type: ignore[no-untyped-def, override]
-        return (str(self._range[i]),)
+        return str(self._range[i])
 
-    def __iter__(self) -> Iterator[Values]:
-        return ((str(x),) for x in self._range)
+    def __iter__(self) -> Iterator[Step]:
+        return map(str, self._range)
 
 
-@dataclass(frozen=True, slots=True)
+Axis = ValuesAxis | RangeAxis
+
+
 class GroupParams:
-    """The parameter names of a group (in axis order) and its axes."""
+    """The parameter names of a group (in axis order), its axes and their product.
 
-    keys: tuple[str, ...]
-    axes: tuple[Sequence[Values], ...]
+    A combination is a tuple with one step per axis; `dicts()` turns each into
+    the job's `{name: value}` through a function generated once for the
+    group's shape (a dict display is several times faster than `dict(zip())`).
+    """
 
-    @property
-    def count(self) -> int:
-        """Number of jobs: the product of the axis lengths (1 without axes)."""
-        return math.prod(len(axis) for axis in self.axes)
+    __slots__ = ("_make", "_make_indexed", "axes", "count", "keys")
 
-    def combos(self) -> Iterator[Values]:
-        """Every combination of values, in job order."""
+    def __init__(self, keys: tuple[str, ...], axes: tuple[Axis, ...]):
+        self.keys = keys
+        self.axes = axes
+        self.count = math.prod(len(axis) for axis in axes)
+        self._make, self._make_indexed = _builders(keys, [axis.width for axis in axes])
+
+    def combos(self) -> Iterator[tuple[Step, ...]]:
+        """Every combination of steps, in job order (the last axis fastest)."""
         if not self.axes:
             return iter([()])
+        if sum(len(axis) for axis in self.axes) <= EAGER_AXES:
+            return itertools.product(*self.axes)
         return _walk(self.axes, 0, ())
 
-    def at(self, position: int) -> Values:
-        """The values of the job at `position` within the group."""
-        parts: list[Values] = []
+    def dicts(self) -> Iterator[dict[str, str]]:
+        """The parameters of every job of the group, in job order."""
+        return map(self._make, self.combos())
+
+    def indexed_dicts(self, start: int) -> Iterator[dict[str, str]]:
+        """Like `dicts`, each also holding `index` (counting from `start`)."""
+        return map(self._make_indexed, itertools.count(start), self.combos())
+
+    def at(self, position: int) -> dict[str, str]:
+        """The parameters of the job at `position` within the group."""
+        steps: list[Step] = []
         for axis in reversed(self.axes):
             position, step = divmod(position, len(axis))
-            parts.append(axis[step])
-        return tuple(value for part in reversed(parts) for value in part)
+            steps.append(axis[step])
+        return self._make(tuple(reversed(steps)))
 
 
-def _walk(axes: tuple[Sequence[Values], ...], k: int, prefix: Values) -> Iterator[Values]:
+def _builders(keys: tuple[str, ...], widths: list[int]) -> tuple[Any, Any]:
+    """`make(combo)` and `make_indexed(index, combo)` building a job's dict."""
+    fields: list[str] = []
+    names = iter(keys)
+    for a, width in enumerate(widths):
+        if width == 1:
+            fields.append(f"{next(names)!r}: c[{a}]")
+        else:
+            fields.extend(f"{next(names)!r}: c[{a}][{j}]" for j in range(width))
+    body = ", ".join(fields)
+    indexed = ", ".join([*fields, "'index': str(i)"])
+    scope = {"str": str}
+    return eval(f"lambda c: {{{body}}}", scope), eval(f"lambda i, c: {{{indexed}}}", scope)
+
+
+def _walk(axes: tuple[Axis, ...], k: int, prefix: tuple[Step, ...]) -> Iterator[tuple[Step, ...]]:
     axis = axes[k]
     if k == len(axes) - 1:
-        if prefix:
-            for values in axis:
-                yield prefix + values
-        else:
-            yield from axis
+        for step in axis:
+            yield (*prefix, step)
     else:
-        for values in axis:
-            yield from _walk(axes, k + 1, prefix + values)
+        for step in axis:
+            yield from _walk(axes, k + 1, (*prefix, step))
 
 
 class ParamsFileError(ValueError):
@@ -147,7 +185,7 @@ def group_params(group: JobGroup, where: Loc) -> tuple[GroupParams, list[Issue]]
     """The axes of `group`, and the problems found building them."""
     issues: list[Issue] = []
     keys: list[str] = []
-    axes: list[Sequence[Values]] = []
+    axes: list[Axis] = []
     seen: dict[str, str] = {}
 
     def add_key(name: str, source: str, loc: Loc) -> None:
@@ -165,7 +203,7 @@ def group_params(group: JobGroup, where: Loc) -> tuple[GroupParams, list[Issue]]
         loc = (*where, "matrix", name)
         add_key(name, "matrix", (*loc, "[key]"))
         if isinstance(axis, list):
-            axes.append(ValuesAxis([(value,) for value in axis]))
+            axes.append(ValuesAxis(axis))
             if not axis:
                 issues.append((loc, "no values: the group would have no jobs"))
         else:
@@ -183,7 +221,11 @@ def group_params(group: JobGroup, where: Loc) -> tuple[GroupParams, list[Issue]]
                                " zipped lists must have the same length"))
         if expected == 0:
             issues.append(((*where, "zip"), "no values: the group would have no jobs"))
-        axes.append(ValuesAxis(list(zip(*group.zip.values(), strict=False))))
+        width = len(group.zip)
+        if width == 1:
+            axes.append(ValuesAxis(next(iter(group.zip.values()))))
+        else:
+            axes.append(ValuesAxis(list(zip(*group.zip.values(), strict=False)), width))
     if group.params_file is not None:
         loc = (*where, "params_file")
         try:
@@ -195,5 +237,8 @@ def group_params(group: JobGroup, where: Loc) -> tuple[GroupParams, list[Issue]]
                 add_key(name, "params_file", loc)
             if not rows:
                 issues.append((loc, f"params file has no rows: {group.params_file}"))
-            axes.append(ValuesAxis(rows))
+            if len(header) == 1:
+                axes.append(ValuesAxis([row[0] for row in rows]))
+            else:
+                axes.append(ValuesAxis(rows, len(header)))
     return GroupParams(tuple(keys), tuple(axes)), issues

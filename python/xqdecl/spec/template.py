@@ -1,16 +1,16 @@
 """Placeholder templates: `{param}` fields, `{{`/`}}` literal braces.
 
-A template is parsed once, when the spec is validated, into a Python format
-string whose fields are plain identifiers; rendering is then a single
-`str.format_map` call. Substituted values are inserted as they are and never
-parsed again, so a value holding `{x}` stays literal.
+A template is parsed once, when the spec is validated, into literal parts and
+placeholder names; rendering calls a function generated from those parts.
+Substituted values are inserted as they are and never parsed again, so a
+value holding `{x}` stays literal.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from difflib import get_close_matches
 
 Loc = tuple[str | int, ...]
@@ -51,20 +51,21 @@ class Template:
     used; `render(params)` substitutes them.
     """
 
-    __slots__ = ("_constant", "_format", "loc", "names", "text")
+    __slots__ = ("_constant", "_parts", "_plain", "_quoted", "loc", "names", "text")
 
     def __init__(self, text: str, field_path: Loc | str = ()):
         self.text = text
         self.loc = _as_loc(field_path)
-        pieces: list[str] = []
+        parts: list[tuple[bool, str]] = []  # (is a placeholder, its name or literal text)
         names: list[str] = []
+        literal: list[str] = []
         pos = 0
         for match in _TOKEN.finditer(text):
-            pieces.append(_escape(text[pos : match.start()]))
+            literal.append(text[pos : match.start()])
             pos = match.end()
             token = match.group(0)
             if token in ("{{", "}}"):
-                pieces.append(token)
+                literal.append(token[0])
             elif token == "{":
                 self._fail(f"unclosed '{{' in {_near(text, match.start())}; {_LITERAL}")
             elif token == "}":
@@ -76,13 +77,18 @@ class Template:
                         f"invalid placeholder {token!r}: a placeholder is a parameter name"
                         " in braces; write '{{' and '}}' for literal braces"
                     )
-                pieces.append("{" + name + "}")
+                parts.append((False, "".join(literal)))
+                literal = []
+                parts.append((True, name))
                 if name not in names:
                     names.append(name)
-        pieces.append(_escape(text[pos:]))
-        self._format = "".join(pieces)
+        literal.append(text[pos:])
+        parts.append((False, "".join(literal)))
+        self._parts = tuple(part for part in parts if part[0] or part[1])
         self.names: tuple[str, ...] = tuple(names)
-        self._constant: str | None = None if names else self._format.format()
+        self._constant: str | None = None if names else "".join(t for _, t in self._parts)
+        self._plain = None if names else _constant_renderer(self._constant or "")
+        self._quoted = self._plain
 
     def _fail(self, message: str) -> None:
         raise TemplateError(message, self.loc)
@@ -122,23 +128,50 @@ class Template:
             message += "; for a shell variable write ${{" + name + "}}"
         raise TemplateError(message, self.loc)
 
+    def renderer(self, quote: bool = False) -> Callable[[Mapping[str, str]], str]:
+        """`render` as one function of the params, for rendering many jobs.
+
+        The function is generated once per template (an f-string of the
+        literal parts and `params[name]` lookups), several times faster than
+        `str.format_map`."""
+        if quote:
+            if self._quoted is None:
+                self._quoted = _compile(self._parts, quote=True)
+            return self._quoted
+        if self._plain is None:
+            self._plain = _compile(self._parts, quote=False)
+        return self._plain
+
     def render(self, params: Mapping[str, str], quote: bool = False) -> str:
         """Substitute the placeholders with `params` (shell-quoted if `quote`)."""
-        if self._constant is not None:
-            return self._constant
         try:
-            if quote:
-                return self._format.format_map({n: shlex.quote(params[n]) for n in self.names})
-            return self._format.format_map(params)
+            return self.renderer(quote)(params)
         except KeyError as exc:
             raise KeyError(f"no value for placeholder {{{exc.args[0]}}} in {self.text!r}") from None
+
+
+def _constant_renderer(text: str) -> Callable[[Mapping[str, str]], str]:
+    return lambda _params: text
+
+
+def _compile(parts: tuple[tuple[bool, str], ...], quote: bool) -> Callable[..., str]:
+    """A function `params -> text` made of adjacent f-string literals.
+
+    Literal text is embedded through `repr` (with braces doubled), names as
+    `repr`-quoted dict keys, so no spec text can become code."""
+    pieces: list[str] = []
+    for is_name, text in parts:
+        if is_name:
+            lookup = f"p[{text!r}]"
+            pieces.append(f'f"{{q({lookup})}}"' if quote else f'f"{{{lookup}}}"')
+        else:
+            pieces.append("f" + repr(text).replace("{", "{{").replace("}", "}}"))
+    source = "lambda p: " + (" ".join(pieces) or "''")
+    function: Callable[..., str] = eval(source, {"q": shlex.quote})
+    return function
 
 
 def _near(text: str, at: int) -> str:
     """A short excerpt of `text` around offset `at`, for messages."""
     start, end = max(0, at - 12), min(len(text), at + 12)
     return repr(("..." if start else "") + text[start:end] + ("..." if end < len(text) else ""))
-
-
-def _escape(literal: str) -> str:
-    return literal.replace("{", "{{").replace("}", "}}")
