@@ -13,6 +13,7 @@ import pytest
 from xqdecl.errors import SpecError
 from xqdecl.spec import (
     ContainerOptions,
+    JobGroup,
     LocalOptions,
     SgeOptions,
     SlurmOptions,
@@ -288,3 +289,29 @@ def test_spec_validated_directly_without_context() -> None:
     spec = Spec.model_validate(one_job())
     assert spec.cwd == os.getcwd()
     assert spec.source == "<dict>"
+
+
+def test_spec_built_in_code() -> None:
+    spec = Spec(jobs=[JobGroup(cmd=["echo", "{x}"], matrix={"x": [1, 2]})],
+                scheduler=SlurmOptions(partition="a"))
+    assert spec.total_jobs() == 2
+    assert spec.group_settings(0).scheduler == SlurmOptions(partition="a")
+    assert spec.jobs[0].matrix == {"x": ["1", "2"]}
+    with pytest.raises(SpecError) as caught:
+        Spec(jobs=[JobGroup(cmd="{y}")])
+    assert caught.value.issues == ["<dict>: jobs[0].cmd: unknown placeholder {y}; known: index"]
+
+
+def test_yaml_merge_keys_fall_back_to_the_parent_position(tmp_path: Path) -> None:
+    path = write(tmp_path, "m.yaml", """
+        scheduler:
+          <<: {memory: 8G}
+          type: slurm
+        jobs: [{cmd: x}]
+    """)
+    with pytest.raises(SpecError) as caught:
+        load_spec(path)
+    assert caught.value.issues == [
+        f"{path}:1:1: scheduler.memory: unknown option 'memory' for scheduler type 'slurm'"
+        " (did you mean 'mem'?)"
+    ]

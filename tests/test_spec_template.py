@@ -107,3 +107,11 @@ def test_render_matches_a_reference(pieces: list[str], a: str, b: str) -> None:
         for p in pieces
     )
     assert Template(text).render(values) == expected
+
+
+def test_renderer_is_render() -> None:
+    template = Template("a '{x}' \\ \"{y}\" {{z}}")
+    values = {"x": "1 2", "y": "it's"}
+    assert template.renderer()(values) == template.render(values) == "a '1 2' \\ \"it's\" {z}"
+    assert template.renderer(quote=True)(values) == template.render(values, quote=True)
+    assert Template("k").renderer()({}) == "k"
