@@ -376,3 +376,15 @@ def test_no_pydantic_url_or_internal_text(here: Path) -> None:
     assert "pydantic" not in text
     assert "http" not in text
     assert "Input should" not in text
+
+
+def test_placeholders_checked_despite_other_parameter_problems(here: Path) -> None:
+    assert issues_of("""
+        [[jobs]]
+        cmd = "echo {a} {b} {c}"
+        zip = { a = [1, 2], b = [1] }
+    """) == [
+        "spec.toml:2:7: jobs[0].cmd: unknown placeholder {c}; known: a, b, index",
+        "spec.toml:3:22: jobs[0].zip.b: has 1 values but 'a' has 2; zipped lists must have"
+        " the same length",
+    ]

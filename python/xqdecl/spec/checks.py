@@ -63,16 +63,12 @@ class _Collector:
 
     def path_template(self, text: str, loc: Loc, base: str) -> Template:
         """A resolved path: the spec folder's own braces are not placeholders."""
-        if text.startswith(base):
-            escaped = base.replace("{", "{{").replace("}", "}}")
-            try:
-                template = Template(escaped + text[len(base) :], loc)
-            except TemplateError as exc:
-                self.issues.append((loc, exc.message))
-                return Template("")
-            template.text = text
-            return template
-        return self.template(text, loc)
+        if not text.startswith(base):
+            return self.template(text, loc)
+        escaped = base.replace("{", "{{").replace("}", "}}")
+        template = self.template(escaped + text[len(base) :], loc)
+        template.text = text
+        return template
 
 
 def finish(spec: Spec, context: dict[str, Any]) -> list[GroupPlan]:
@@ -87,7 +83,7 @@ def finish(spec: Spec, context: dict[str, Any]) -> list[GroupPlan]:
     offset = 0
     for g, group in enumerate(spec.jobs):
         where: Loc = ("jobs", g)
-        params, problems = group_params(group, where)
+        params, problems, names_known = group_params(group, where)
         found.issues.extend(problems)
         settings = _settings(spec, g, context, found)
         env = dict(run_env)
@@ -112,7 +108,7 @@ def finish(spec: Spec, context: dict[str, Any]) -> list[GroupPlan]:
             postscript=(found.template(group.postscript, (*where, "postscript"))
                         if group.postscript is not None else run_post),
         )
-        if not problems:
+        if names_known:
             _check_placeholders(plan, g, found)
         plans.append(plan)
         offset += plan.count

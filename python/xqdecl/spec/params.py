@@ -181,12 +181,14 @@ def read_params_file(path: str) -> tuple[Values, list[Values]]:
     return header, rows
 
 
-def group_params(group: JobGroup, where: Loc) -> tuple[GroupParams, list[Issue]]:
-    """The axes of `group`, and the problems found building them."""
+def group_params(group: JobGroup, where: Loc) -> tuple[GroupParams, list[Issue], bool]:
+    """The axes of `group`, the problems found building them, and whether every
+    parameter name is known (False when the params file could not be read)."""
     issues: list[Issue] = []
     keys: list[str] = []
     axes: list[Axis] = []
     seen: dict[str, str] = {}
+    complete = True
 
     def add_key(name: str, source: str, loc: Loc) -> None:
         if name == "index":
@@ -232,6 +234,7 @@ def group_params(group: JobGroup, where: Loc) -> tuple[GroupParams, list[Issue]]
             header, rows = read_params_file(group.params_file)
         except ParamsFileError as exc:
             issues.append((loc, str(exc)))
+            complete = False
         else:
             for name in header:
                 add_key(name, "params_file", loc)
@@ -241,4 +244,4 @@ def group_params(group: JobGroup, where: Loc) -> tuple[GroupParams, list[Issue]]
                 axes.append(ValuesAxis([row[0] for row in rows]))
             else:
                 axes.append(ValuesAxis(rows, len(header)))
-    return GroupParams(tuple(keys), tuple(axes)), issues
+    return GroupParams(tuple(keys), tuple(axes)), issues, complete

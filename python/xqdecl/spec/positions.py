@@ -17,6 +17,9 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from ruamel.yaml.comments import TaggedScalar
+from ruamel.yaml.scalarbool import ScalarBoolean
+
 from xqdecl.spec.template import Loc
 
 Point = tuple[int, int]
@@ -351,7 +354,7 @@ def yaml_tree(node: Any, limit: int = MAX_YAML_VALUES) -> tuple[Any, Positions]:
 
 
 def plain_key(key: Any) -> Any:
-    """A mapping key as plain data (unhashable keys become their text)."""
+    """A mapping key as plain data; keys that are collections are refused."""
     value = plain_scalar(key)
     if isinstance(value, list | dict) or not _hashable(value):
         raise YamlShapeError(f"unsupported mapping key {key!r}: keys must be plain text")
@@ -370,16 +373,11 @@ def plain_scalar(value: Any) -> Any:
     """ruamel's scalar subclasses (ScalarInt, ScalarFloat, ...) as built-in types."""
     if value is None or type(value) in (str, int, float, bool):
         return value
-    if isinstance(value, bool):
+    if isinstance(value, ScalarBoolean | bool):
         return bool(value)
-    if isinstance(value, str):
-        return str(value)
-    if isinstance(value, int):
-        if type(value).__name__ == "ScalarBoolean":
-            return bool(value)
-        return int(value)
-    if isinstance(value, float):
-        return float(value)
-    if hasattr(value, "value") and type(value).__name__ == "TaggedScalar":
+    for kind in (str, int, float):
+        if isinstance(value, kind):
+            return kind(value)
+    if isinstance(value, TaggedScalar):
         return str(value.value)
-    return value
+    return value  # dates, sets, ...: left for validation to name
