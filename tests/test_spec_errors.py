@@ -385,6 +385,6 @@ def test_placeholders_checked_despite_other_parameter_problems(here: Path) -> No
         zip = { a = [1, 2], b = [1] }
     """) == [
         "spec.toml:2:7: jobs[0].cmd: unknown placeholder {c}; known: a, b, index",
-        "spec.toml:3:22: jobs[0].zip.b: has 1 values but 'a' has 2; zipped lists must have"
+        "spec.toml:3:25: jobs[0].zip.b: has 1 values but 'a' has 2; zipped lists must have"
         " the same length",
     ]
