@@ -188,7 +188,7 @@ def _wait_running(xq: Xq, spec: Path, n: int, timeout: float = 30) -> dict:
 
 
 def _pids_with(marker: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+    out = subprocess.run(["pgrep", "-f", f"^{marker}"], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
 
 

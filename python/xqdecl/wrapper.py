@@ -52,6 +52,11 @@ def _q(value: object) -> str:
     return shlex.quote(str(value))
 
 
+def _comment(text: str) -> str:
+    """Text safe inside a `#` comment line: no line breaks can end the comment."""
+    return repr(text) if any(c in text for c in "\n\r") else _q(text)
+
+
 def command_line(cmd: str | list[str]) -> str:
     """The shell line that runs the job's command, replacing the current (sub)shell."""
     if isinstance(cmd, str):
@@ -160,7 +165,7 @@ def render(w: WrapperInput) -> str:
     """The complete wrapper script for one job; the trial number is its first argument."""
     out: list[str] = ["#!/usr/bin/env bash"]
     out.extend(w.directives)
-    out.append(f"# xqdecl wrapper: job {w.index} {_q(w.name)} of run {_q(w.run)}")
+    out.append(f"# xqdecl wrapper: job {w.index} {_comment(w.name)} of run {_comment(w.run)}")
     if w.options_digest:
         out.append(f"# options: {w.options_digest}")
     out.append("# usage: bash job.sh [TRIAL]   (written by xqdecl; edits are replaced)")
