@@ -51,7 +51,7 @@ def test_sigkill_loop_runs_every_job_exactly_once(write_spec: Write, tmp_path: P
         forks = 6
         [[jobs]]
         name = "k{i}"
-        cmd = "echo $XQDECL_JOB_INDEX >> started; sleep 0.$((RANDOM % 8)); echo $XQDECL_JOB_INDEX >> ended"
+        cmd = "i=$XQDECL_JOB_INDEX; echo $i >> started; sleep 0.$((RANDOM % 8)); echo $i >> ended"
         matrix = { i = { range = [0, 60] } }
     """)
     kills = 0
@@ -92,7 +92,7 @@ def test_foreign_junk_in_rc_file_is_not_an_outcome(write_spec: Write, tmp_path: 
 def test_garbage_event_files_are_ignored(write_spec: Write, tmp_path: Path) -> None:
     spec = write_spec("""
         [[jobs]]
-        cmd = "cd $XQDECL_JOB_METADIR/../../events && touch x.y.z 99.0.e 0.7.e ../../../nope; sleep 1"
+        cmd = "cd $XQDECL_JOB_METADIR/../../events && touch x.y.z 99.0.e 0.7.e ../../n; sleep 1"
         matrix = { i = [1, 2] }
     """)
     result = xqdecl.run(xqdecl.load_spec(spec), reporter=xqdecl.Reporter())
@@ -287,7 +287,8 @@ timeout = "1m"
 """
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_specs_never_crash_or_submit(tmp_path: Path, data: st.DataObject,
                                              capsys: pytest.CaptureFixture[str]) -> None:
