@@ -225,3 +225,9 @@ def test_too_many_jobs() -> None:
         "<dict>: jobs[1]: the run would have 1,000,000,000,001 jobs; at most 10,000,000"
         " are supported"
     ]
+
+
+def test_tsv_values_are_verbatim(tmp_path: Path) -> None:
+    (tmp_path / "p.tsv").write_text('v\tw\n" ; x ; "\t\'a\'\n"q"\t\n')
+    spec = spec_from_dict({"jobs": [{"cmd": "x", "params_file": "p.tsv"}]}, base_dir=tmp_path)
+    assert params(spec) == [{"v": '" ; x ; "', "w": "'a'"}, {"v": '"q"', "w": ""}]

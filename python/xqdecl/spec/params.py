@@ -145,7 +145,8 @@ class ParamsFileError(ValueError):
 
 
 def read_params_file(path: str) -> tuple[Values, list[Values]]:
-    """Header and rows of a CSV (`.csv`) or TSV (`.tsv`, `.txt`, else) file."""
+    """Header and rows of a CSV (`.csv`, RFC 4180 quoting) or TSV (`.tsv`, `.txt`,
+    anything else; values taken verbatim, quotes included) file."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             text = handle.read()
@@ -157,11 +158,13 @@ def read_params_file(path: str) -> tuple[Values, list[Values]]:
         raise ParamsFileError(f"params file is not UTF-8 text (byte {exc.start}): {path}") from None
     except OSError as exc:
         raise ParamsFileError(f"cannot read params file {path}: {exc.strerror}") from None
-    delimiter = "," if path.lower().endswith(".csv") else "\t"
-    try:
-        records = [row for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row]
-    except csv.Error as exc:
-        raise ParamsFileError(f"cannot parse params file {path}: {exc}") from None
+    if path.lower().endswith(".csv"):
+        try:
+            records = [row for row in csv.reader(io.StringIO(text)) if row]
+        except csv.Error as exc:
+            raise ParamsFileError(f"cannot parse params file {path}: {exc}") from None
+    else:  # TSV has no quoting: every character between tabs is part of the value
+        records = [line.split("\t") for line in text.splitlines() if line]
     if not records:
         raise ParamsFileError(f"params file is empty (no header row): {path}")
     header = tuple(name.strip() for name in records[0])
