@@ -16,8 +16,11 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from xqdecl.hooks import JOBCMD_HOOKS, NO_HOOKS, Hooks, JobView
+from xqdecl.journal import JobRow
 from xqdecl.layout import RunDir
-from xqdecl.spec import RenderedJob, Spec, group_counts, render_all
+from xqdecl.spec import RenderedJob, Spec, group_counts, job_at, render_all
+from xqdecl.spec import render_job as render_spec_job
 from xqdecl.wrapper import WrapperInput, render
 
 
@@ -42,8 +45,15 @@ def _options_digest(options: BaseModel) -> str:
 class Plan:
     """The jobs of a spec, their groups and where their files go."""
 
-    def __init__(self, spec: Spec, rundir: Path | None = None, mounted_rundir: str | None = None):
+    def __init__(
+        self,
+        spec: Spec,
+        rundir: Path | None = None,
+        mounted_rundir: str | None = None,
+        hooks: Hooks = NO_HOOKS,
+    ):
         self.spec = spec
+        self.hooks = hooks
         self.rundir = RunDir(rundir if rundir is not None else Path(spec.workdir) / spec.name)
         self.mounted_rundir = mounted_rundir or str(self.rundir.root)
         self.groups: list[GroupPlan] = []
@@ -69,8 +79,28 @@ class Plan:
         """Every job, in index order, rendered lazily."""
         return render_all(self.spec)
 
+    def view(self, row: JobRow, status: str) -> JobView:
+        """What a plugin hook sees of a job (its command is rendered again)."""
+        rendered = render_spec_job(self.spec, job_at(self.spec, row.idx))
+        return JobView(
+            index=row.idx, name=row.name, cmd=rendered.cmd, metadir=self.rundir.metadir(row.idx),
+            status=status, rc=row.rc, trial=row.trial, jid=row.jid, group=row.grp,
+        )
+
+    def _snippets(self, name: str, job: RenderedJob) -> list[str]:
+        if name not in self.hooks.active:
+            return []
+        view = JobView(index=job.index, name=job.name, cmd=job.cmd,
+                       metadir=self.rundir.metadir(job.index), status="queued", rc=None,
+                       trial=0, jid=None, group=job.group)
+        return self.hooks.snippets(name, view)
+
     def wrapper_input(self, job: RenderedJob, directives: list[str]) -> WrapperInput:
         g = self.groups[job.group]
+        snippets: dict[str, list[str]] = {}
+        if self.hooks.active & JOBCMD_HOOKS:
+            for name in JOBCMD_HOOKS:
+                snippets[name] = self._snippets(name, job)
         return WrapperInput(
             index=job.index,
             name=job.name,
@@ -85,6 +115,9 @@ class Plan:
             timeout=g.timeout,
             directives=directives,
             options_digest=g.options_digest,
+            init_snippets=snippets.get("on_jobcmd_init", ()),
+            prep_snippets=snippets.get("on_jobcmd_prep", ()),
+            end_snippets=snippets.get("on_jobcmd_end", ()),
         )
 
 

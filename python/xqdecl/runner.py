@@ -20,6 +20,7 @@ from xqdecl import journal as J
 from xqdecl.backends import backend_class
 from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission
 from xqdecl.errors import BackendError, ExitCode
+from xqdecl.hooks import STATUS_HOOKS, Hooks, JobView, load_hooks
 from xqdecl.journal import JobRow, Journal
 from xqdecl.lock import RunLock
 from xqdecl.plan import Plan
@@ -68,14 +69,21 @@ class Runner:
         fresh: bool = False,
         reporter: Reporter | None = None,
         poll_interval: float | None = None,
+        hooks: Hooks | None = None,
     ):
         self.spec = spec
+        self.hooks = hooks if hooks is not None else load_hooks(list(spec.plugins))
+        self._hooked = bool(self.hooks.active)
+        self._pending: list[tuple[str, JobView]] = []
+        self.polls = 0
         self.fresh = fresh
         self.reporter = reporter or Reporter()
         cls = backend_class(spec.scheduler.type)
         self.backend_cls = cls
         mounted = getattr(spec.scheduler, "mounted_workdir", None)
-        self.plan = Plan(spec, mounted_rundir=f"{mounted}/{spec.name}" if mounted else None)
+        self.plan = Plan(
+            spec, mounted_rundir=f"{mounted}/{spec.name}" if mounted else None, hooks=self.hooks
+        )
         self.rd = self.plan.rundir
         self.forks = spec.forks or cls.default_forks()
         self.poll_interval = poll_interval if poll_interval is not None else cls.poll_interval
@@ -88,15 +96,39 @@ class Runner:
         self.retried = 0
         self.stop_reason: ExitCode | None = None
         self.force = False
+        self._signal_name: str | None = None
         self.failures = 0
         self._wake = asyncio.Event()
 
     # -- bookkeeping --------------------------------------------------------------
     def _set(self, row: JobRow, status: str) -> None:
-        self.counts[row.status] -= 1
+        old = row.status
+        self.counts[old] -= 1
         self.counts[status] += 1
         row.status = status
         self.dirty.add(row.idx)
+        if self._hooked:
+            self._raise_hooks(row, old, status)
+
+    def _raise_hooks(self, row: JobRow, old: str, status: str) -> None:
+        name = STATUS_HOOKS.get(status)
+        if name is None or (status == J.CANCELLED and old not in J.LIVE):
+            return
+        if status in (J.SUCCEEDED, J.FAILED) and old in (J.SUBMITTING, J.SUBMITTED):
+            # it ended between two polls: it did start, say so first
+            self._notify("on_job_started", row, J.RUNNING)
+        self._notify(name, row, status)
+
+    def _notify(self, name: str, row: JobRow, status: str) -> None:
+        if name in self.hooks.active:
+            self._pending.append((name, self.plan.view(row, status)))
+
+    async def _dispatch(self) -> None:
+        """Deliver the notifications raised since the last cycle, in order."""
+        while self._pending:
+            batch, self._pending = self._pending, []
+            for name, view in batch:
+                await self.hooks.call(name, self.backend, view)
 
     def _flush(self) -> None:
         if self.dirty:
@@ -138,6 +170,9 @@ class Runner:
         try:
             await self._prepare()
             self.reporter.start(self.spec.name, len(self.rows), dict(self.counts))
+            if "on_init" in self.hooks.active:
+                await self.hooks.call("on_init", self)
+            await self._dispatch()
             await self._loop()
         except BackendError as exc:
             self.reporter.message(f"error: {exc}")
@@ -149,7 +184,13 @@ class Runner:
                 self._flush()
             for sig in installed:
                 loop.remove_signal_handler(sig)
-            await backend.close()
+            try:
+                await self._dispatch()
+                if "on_shutdown" in self.hooks.active:
+                    await self.hooks.call("on_shutdown", self, self._signal_name)
+            finally:
+                self.hooks.close()
+                await backend.close()
         result = self._result(time.monotonic() - t0)
         with contextlib.suppress(BackendError):
             self.journal.set_meta(ended=time.time(), exit_code=int(result.exit_code))
@@ -169,6 +210,7 @@ class Runner:
         return installed
 
     def _on_signal(self, sig: int) -> None:
+        self._signal_name = signal.Signals(sig).name
         if self.stop_reason == ExitCode.INTERRUPTED:
             self.force = True  # a second Ctrl-C: stop waiting for a clean cancel
             self.reporter.message("interrupted again: killing live jobs now")
@@ -230,6 +272,7 @@ class Runner:
                 await self._cancel_inflight()
                 return
             await self._fill()
+            await self._dispatch()
             if not self.queue and not self.inflight:
                 return
             self._flush()
@@ -243,6 +286,11 @@ class Runner:
             if sweep:
                 next_sweep = now + self.backend.sweep_interval
             self._collect(sweep)
+            self.polls += 1
+            if "on_job_polling" in self.hooks.active:
+                for row in list(self.inflight.values()):
+                    view = self.plan.view(row, row.status)
+                    await self.hooks.call("on_job_polling", self.backend, view, self.polls)
             if now >= next_query or self.backend.query_interval <= 0:
                 next_query = now + max(self.backend.query_interval, 0.5)
                 self._check_kill_request()
@@ -260,6 +308,10 @@ class Runner:
         if take <= 0:
             return
         batch = [self.rows[self.queue.popleft()] for _ in range(take)]
+        if "on_job_submitting" in self.hooks.active:
+            batch = await self._ask_submitting(batch)
+            if not batch:
+                return
         for row in batch:
             row.jid = None
             row.rc = None
@@ -294,6 +346,19 @@ class Runner:
             row.submitted = stamp
             if row.status == J.SUBMITTING:
                 self._set(row, J.SUBMITTED)
+
+    async def _ask_submitting(self, batch: list[JobRow]) -> list[JobRow]:
+        """Plugins may veto a submission: the job is then skipped."""
+        keep = []
+        for row in batch:
+            answers = await self.hooks.call("on_job_submitting", self.backend,
+                                            self.plan.view(row, row.status))
+            if any(a is False for a in answers):
+                row.note = "skipped by a plugin (on_job_submitting)"
+                self._set(row, J.SKIPPED)
+            else:
+                keep.append(row)
+        return keep
 
     def _submission(self, row: JobRow) -> Submission:
         g = self.plan.groups[row.grp]
@@ -405,6 +470,8 @@ class Runner:
         live = list(self.inflight.values())
         if not live:
             return
+        if "on_job_killing" in self.hooks.active:
+            live = await self._ask_killing(live)
         jids = [r.jid for r in live if r.jid]
         if jids:
             try:
@@ -424,6 +491,21 @@ class Runner:
                 continue
             row.note = "cancelled"
             self._set(row, J.CANCELLED)
+
+    async def _ask_killing(self, live: list[JobRow]) -> list[JobRow]:
+        """Plugins may keep a job alive through a cancel: it is left running."""
+        kill = []
+        for row in live:
+            answers = await self.hooks.call("on_job_killing", self.backend,
+                                            self.plan.view(row, row.status))
+            if any(a is False for a in answers):
+                self.inflight.pop(row.idx, None)
+                self.poller.unwatch([row.idx])
+                row.note = "kept running by a plugin (on_job_killing)"
+                self.dirty.add(row.idx)
+            else:
+                kill.append(row)
+        return kill
 
     async def _cancel(self, jids: Sequence[str]) -> None:
         task = asyncio.ensure_future(self.backend.cancel(jids))
