@@ -243,10 +243,14 @@ def test_a_scheduler_that_keeps_failing_ends_the_run_with_4(
 
 # -- hostile values everywhere -------------------------------------------------------------------
 HOSTILE = ["$(touch PWNED_a)", "`touch PWNED_b`", "; touch PWNED_c", "' ; touch PWNED_d ; '",
-           '" ; touch PWNED_e ; "', "$HOME", "a\nb", "*", "x > PWNED_f", "\\", "{x}"]
+           '" ; touch PWNED_e ; "', "$HOME", "a\nb", "*", "x > PWNED_f", "\\", "{x}",
+           "x'\n$(touch PWNED_g)\n'", "#\n$(touch PWNED_h)"]
 
 
-def test_hostile_values_are_never_executed(write_spec: Write, tmp_path: Path) -> None:
+def test_hostile_values_are_never_executed(write_spec: Write, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # run from tmp_path: a value executed anywhere (even by the runner) lands here
+    monkeypatch.chdir(tmp_path)
     workdir = tmp_path / "work dir 'with' \"quotes\" $(touch PWNED_w)"
     params = tmp_path / "params.tsv"
     params.write_text("p\n" + "\n".join(v.replace("\n", " ") for v in HOSTILE) + "\n")

@@ -30,6 +30,8 @@ from xqdecl.spec import Spec
 
 #: consecutive failed scheduler calls before the run gives up (exit 4)
 MAX_BACKEND_FAILURES = 8
+#: seconds a retry waits on an array backend so retries close in time share one array
+RETRY_HOLD = 2.0
 
 
 @dataclass
@@ -98,6 +100,7 @@ class Runner:
         self.force = False
         self._signal_name: str | None = None
         self.failures = 0
+        self.retry_since: float | None = None  # when the oldest retry still queued was queued
         self._wake = asyncio.Event()
 
     # -- bookkeeping --------------------------------------------------------------
@@ -302,12 +305,17 @@ class Runner:
         if not self.queue:
             return
         if self.backend.arrays:
+            held = self.retry_since is not None and self.inflight
+            if held and time.monotonic() - self.retry_since < RETRY_HOLD:  # type: ignore[operator]
+                return  # more retries may come: submit them together
             take = len(self.queue)
         else:
             take = min(self.forks - len(self.inflight), len(self.queue))
         if take <= 0:
             return
         batch = [self.rows[self.queue.popleft()] for _ in range(take)]
+        if not self.queue:
+            self.retry_since = None
         if "on_job_submitting" in self.hooks.active:
             batch = await self._ask_submitting(batch)
             if not batch:
@@ -449,6 +457,8 @@ class Runner:
             self.retried += 1
             self._set(row, J.QUEUED)
             self.queue.append(row.idx)
+            if self.retry_since is None:
+                self.retry_since = time.monotonic()
             return
         self._set(row, J.FAILED)
         if g.error_strategy == "halt" and self.stop_reason is None:
