@@ -74,7 +74,7 @@ class Runner:
         hooks: Hooks | None = None,
     ):
         self.spec = spec
-        self.hooks = hooks if hooks is not None else load_hooks(list(spec.plugins))
+        self.hooks = hooks if hooks is not None else load_hooks(list(spec.plugins), spec)
         self._hooked = bool(self.hooks.active)
         self._pending: list[tuple[str, JobView]] = []
         self.polls = 0
@@ -168,13 +168,14 @@ class Runner:
         )
         backend = self.backend_cls(self.spec.scheduler, ctx)
         self.backend = backend
+        self.hooks.bind(backend, self.reporter.message)
         loop = asyncio.get_running_loop()
         installed = self._install_signals(loop)
         try:
+            if "on_init" in self.hooks.active:  # before any wrapper (and its snippets)
+                await self.hooks.call("on_init", self)
             await self._prepare()
             self.reporter.start(self.spec.name, len(self.rows), dict(self.counts))
-            if "on_init" in self.hooks.active:
-                await self.hooks.call("on_init", self)
             await self._dispatch()
             await self._loop()
         except BackendError as exc:
@@ -240,6 +241,10 @@ class Runner:
         self.rows = rows
         for row in rows:
             self.counts[row.status] += 1
+            if self._hooked:  # once per job at the start, as the seed does when it creates jobs
+                self._notify("on_job_init", row, row.status)
+                if row.status == J.QUEUED:
+                    self._notify("on_job_queued", row, J.QUEUED)
         self.journal.replace_all(rows)
         self.journal.set_meta(
             run=self.spec.name, spec=self.spec.source, total=len(rows), started=time.time(),
@@ -453,6 +458,8 @@ class Runner:
         g = self.plan.groups[row.grp]
         retries = row.trial - row.first_trial
         if g.error_strategy == "retry" and retries < g.num_retries and self.stop_reason is None:
+            if self._hooked:  # the failed trial is reported before its retry is queued
+                self._raise_hooks(row, row.status, J.FAILED)
             row.trial += 1
             self.retried += 1
             self._set(row, J.QUEUED)
