@@ -185,7 +185,6 @@ def render(w: WrapperInput) -> str:
             f"cd -- {_q(w.cwd)} || {{ _xq_why={_q('cannot enter the working directory ' + w.cwd)}; "
             "_xq_finish 1; }"
         )
-    out.extend(s for s in w.prep_snippets if s)
     out.append("{")
     if w.prescript.strip():
         out.append(_block(w.prescript))
@@ -193,6 +192,7 @@ def render(w: WrapperInput) -> str:
             "_xq_pre=$?; [ \"$_xq_pre\" = 0 ] || { printf 'xqdecl: prescript failed with "
             "status %s\\n' \"$_xq_pre\" >&2; exit \"$_xq_pre\"; }"
         )
+    out.extend(s for s in w.prep_snippets if s)  # right before the command, as the seed does
     out.append(command_line(w.cmd))
     out.append("} &")
     out.append(_wait(w.timeout))
