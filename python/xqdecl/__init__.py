@@ -36,6 +36,14 @@ async def arun(spec: Spec | str | os.PathLike[str], **overrides: Any) -> RunResu
     return await Runner(spec, **options).run()
 
 
+def __getattr__(name: str) -> Any:
+    if name == "plugin":  # `xqdecl.plugin.impl` without importing simplug for every command
+        import importlib
+
+        return importlib.import_module("xqdecl.plugin")
+    raise AttributeError(f"module 'xqdecl' has no attribute {name!r}")
+
+
 def run(spec: Spec | str | os.PathLike[str], **overrides: Any) -> RunResult:
     """Blocking form of `arun`."""
     return asyncio.run(arun(spec, **overrides))
@@ -53,6 +61,7 @@ __all__ = [
     "__version__",
     "arun",
     "load_spec",
+    "plugin",
     "run",
     "spec_from_dict",
 ]
