@@ -296,9 +296,11 @@ class Runner:
             self._collect(sweep)
             self.polls += 1
             if "on_job_polling" in self.hooks.active:
+                await self._dispatch()  # a job's on_job_started comes before its polls
                 for row in list(self.inflight.values()):
-                    view = self.plan.view(row, row.status)
-                    await self.hooks.call("on_job_polling", self.backend, view, self.polls)
+                    if row.status == J.RUNNING:  # polled while running, as in the seed
+                        view = self.plan.view(row, row.status)
+                        await self.hooks.call("on_job_polling", self.backend, view, self.polls)
             if now >= next_query or self.backend.query_interval <= 0:
                 next_query = now + max(self.backend.query_interval, 0.5)
                 self._check_kill_request()
@@ -362,6 +364,7 @@ class Runner:
 
     async def _ask_submitting(self, batch: list[JobRow]) -> list[JobRow]:
         """Plugins may veto a submission: the job is then skipped."""
+        await self._dispatch()  # e.g. a retried job's on_job_failed/on_job_queued come first
         keep = []
         for row in batch:
             answers = await self.hooks.call("on_job_submitting", self.backend,
@@ -511,6 +514,7 @@ class Runner:
 
     async def _ask_killing(self, live: list[JobRow]) -> list[JobRow]:
         """Plugins may keep a job alive through a cancel: it is left running."""
+        await self._dispatch()
         kill = []
         for row in live:
             answers = await self.hooks.call("on_job_killing", self.backend,
