@@ -1,8 +1,13 @@
 """One output layer for every command: `cli`, `json` or `quiet`.
 
-Progress and messages go to stderr; tables and JSON go to stdout. In `cli`
-mode the live display is one line of per-status counts (never a bar per job):
-redrawn in place on a terminal, printed every few seconds otherwise.
+Progress and messages go to stderr; tables and JSON go to stdout (the run's
+final summary goes to stderr with its progress, so `run`'s stdout stays
+empty in `cli` mode and holds only JSON in `json` mode).
+
+In `cli` mode a run shows one live block of per-status counts with the rate
+of jobs done and an ETA, plus one line per group when there are several
+(never a bar per job): redrawn in place at most 4 times a second on a
+terminal, printed as one plain line every 10 s otherwise (CI logs).
 """
 
 from __future__ import annotations
@@ -10,22 +15,37 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import deque
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
+from rich.text import Text
 
 from xqdecl.journal import STATUSES
+from xqdecl.report import DONE, RunStats, collect, fmt_duration
 from xqdecl.runner import Reporter, RunResult
 
 MODES = ("cli", "json", "quiet")
 
+#: status -> rich style, shared by the live display and the tables
+STYLES = {
+    "queued": "dim", "submitting": "cyan", "submitted": "cyan", "running": "blue",
+    "succeeded": "green", "failed": "bold red", "cancelled": "yellow", "skipped": "green",
+}
+#: at most this many group lines in the live display
+GROUP_LINES = 8
+
 
 class Output:
-    def __init__(self, mode: str = "cli"):
+    def __init__(self, mode: str = "cli", *, err: Console | None = None,
+                 out: Console | None = None):
         self.mode = mode if mode in MODES else "cli"
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
-        self.out = Console(highlight=False, soft_wrap=True)
+        self.err = err or Console(stderr=True, highlight=False, soft_wrap=True)
+        self.out = out or Console(highlight=False, soft_wrap=True)
 
     def error(self, text: str) -> None:
         """Always shown, whatever the mode: the user must see why it failed."""
@@ -41,7 +61,7 @@ class Output:
 
     def print(self, obj: Any) -> None:
         if self.mode == "cli":
-            self.out.print(obj)
+            self.out.print(obj, markup=not isinstance(obj, str))
 
     def reporter(self) -> Reporter:
         if self.mode == "cli":
@@ -49,14 +69,17 @@ class Output:
         return QuietReporter(self)
 
 
-def counts_line(counts: dict[str, int], total: int) -> str:
+def done_count(counts: Mapping[str, int]) -> int:
+    return sum(counts.get(k, 0) for k in DONE)
+
+
+def counts_line(counts: Mapping[str, int], total: int) -> str:
     parts = [f"{k} {counts[k]}" for k in STATUSES if counts.get(k)]
-    done = sum(counts.get(k, 0) for k in ("succeeded", "failed", "cancelled", "skipped"))
-    return f"{done}/{total} done | " + " · ".join(parts)
+    return f"{done_count(counts)}/{total} done | " + " · ".join(parts)
 
 
 class QuietReporter(Reporter):
-    """json/quiet: no progress; warnings still reach stderr."""
+    """json/quiet: no progress; in json mode warnings still reach stderr."""
 
     def __init__(self, out: Output):
         self.out = out
@@ -66,61 +89,214 @@ class QuietReporter(Reporter):
             print(text, file=sys.stderr, flush=True)
 
 
+class Rate:
+    """Jobs done per second over a sliding window of redraw-time samples."""
+
+    def __init__(self, window: float):
+        self.window = window
+        self.samples: deque[tuple[float, int]] = deque()
+
+    def add(self, now: float, done: int) -> float | None:
+        self.samples.append((now, done))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= self.window:
+            self.samples.popleft()
+        t0, d0 = self.samples[0]
+        if now - t0 < 0.5:
+            return None
+        return max(0, done - d0) / (now - t0)
+
+
 class CliReporter(Reporter):
-    def __init__(self, out: Output):
+    """The run's live display (see the module's docstring).
+
+    `progress` is called by the runner every cycle, possibly thousands of times
+    a second: it returns after one clock read unless a redraw is due.
+    """
+
+    def __init__(self, out: Output, *, tty: bool | None = None, refresh: float = 0.25,
+                 plain_every: float = 10.0):
         self.out = out
-        self.total = 0
-        self.tty = out.err.is_terminal
-        self.every = 0.2 if self.tty else 10.0
-        self.last = 0.0
+        self.tty = out.err.is_terminal if tty is None else tty
+        self.every = refresh if self.tty else plain_every
+        self.rate = Rate(window=30.0 if self.tty else 60.0)
+        self.next = 0.0
         self.t0 = time.monotonic()
         self.run = ""
+        self.total = 0
+        self.done0 = 0
+        self.counts: Mapping[str, int] = {}
+        self.group_names: list[str] = []
+        self.group_totals: list[int] = []
+        self.group_counts: Sequence[Mapping[str, int]] = ()
+        self.live: Live | None = None
 
+    # -- the Reporter interface --------------------------------------------------------
     def start(self, run: str, total: int, counts: dict[str, int]) -> None:
-        self.total = total
-        self.run = run
+        self.run, self.total, self.counts = run, total, counts
         self.t0 = time.monotonic()
-        self.out.info(f"run {run}: {total} jobs")
+        self.next = self.t0 + self.every
+        self.done0 = done_count(counts)
+        self.rate.add(self.t0, self.done0)
+        already = f" ({self.done0} already done)" if self.done0 else ""
+        self.out.info(f"run {run}: {total} jobs{already}")
+        if self.tty:
+            self.live = Live(console=self.out.err, auto_refresh=False, transient=True,
+                             redirect_stdout=False, redirect_stderr=False)
+            self.live.start()
+            self._draw(counts, self.t0)
+
+    def start_groups(self, names: Sequence[str], totals: Sequence[int],
+                     counts: Sequence[Mapping[str, int]]) -> None:
+        """Optional (the runner calls it after `start` when it keeps per-group
+        counts): `counts[g]` is a live mapping status -> jobs of group g that the
+        runner updates in place; it is read only when a redraw is due."""
+        self.group_names, self.group_totals = list(names), list(totals)
+        self.group_counts = counts
 
     def progress(self, counts: dict[str, int]) -> None:
         now = time.monotonic()
-        if now - self.last < self.every:
+        if now < self.next:
             return
-        self.last = now
-        line = f"[{now - self.t0:6.0f}s] {counts_line(counts, self.total)}"
-        if self.tty:
-            sys.stderr.write("\r\x1b[2K" + line)
-            sys.stderr.flush()
-        else:
-            print(line, file=sys.stderr, flush=True)
+        self.next = now + self.every
+        self._draw(counts, now)
 
     def message(self, text: str) -> None:
-        if self.tty:
-            sys.stderr.write("\r\x1b[2K")
-        print(text, file=sys.stderr, flush=True)
+        if self.live is not None:
+            self.live.console.print(text, markup=False, highlight=False)
+        else:
+            print(text, file=sys.stderr, flush=True)
 
     def finish(self, result: RunResult) -> None:
-        if self.tty:
-            sys.stderr.write("\r\x1b[2K")
-            sys.stderr.flush()
-        summary(self.out, result)
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
+        summary(self.out, result, group_names=self.group_names or None)
 
+    # -- drawing -------------------------------------------------------------------------
+    def _speed(self, counts: Mapping[str, int], now: float) -> tuple[int, str]:
+        done = done_count(counts)
+        rate = self.rate.add(now, done)
+        left = max(0, self.total - done)
+        if rate is None:
+            speed = "-- jobs/s"
+        else:
+            speed = f"{rate:.1f} jobs/s" if rate < 100 else f"{rate:.0f} jobs/s"
+        if left == 0:
+            eta = "ETA 0s"
+        elif rate:
+            eta = f"ETA {fmt_duration(left / rate)}"
+        else:
+            eta = "ETA --"
+        return done, f"{speed} · {eta}"
 
-def summary(out: Output, result: RunResult) -> None:
-    table = Table(title=f"run {result.run}: {result.elapsed:.1f}s", title_justify="left")
-    table.add_column("status")
-    table.add_column("jobs", justify="right")
-    for k in STATUSES:
-        if result.counts.get(k):
-            table.add_row(k, str(result.counts[k]))
-    if result.retried:
-        table.add_row("(retries)", str(result.retried))
-    out.err.print(table)
-    for row in result.failed[:5]:
-        out.err.print(
-            f"failed: job {row.idx} {row.name} rc={row.rc} {row.note or ''}".rstrip(), markup=False
+    def _draw(self, counts: Mapping[str, int], now: float) -> None:
+        self.counts = counts
+        done, speed = self._speed(counts, now)
+        elapsed = fmt_duration(now - self.t0)
+        pct = f" ({100 * done / self.total:.0f}%)" if self.total else ""
+        if not self.tty:
+            line = f"[{elapsed:>7}] {counts_line(counts, self.total)} | {speed}"
+            if len(self.group_counts) > 1:
+                line += " | " + " ".join(
+                    f"g{g}:{done_count(c)}/{self.group_totals[g]}"
+                    for g, c in enumerate(self.group_counts[:GROUP_LINES])
+                )
+            print(line, file=sys.stderr, flush=True)
+            return
+        head = Text.assemble(
+            ("run ", "dim"), (self.run, "bold"), f"  {done}/{self.total} done{pct}  ",
+            (speed, "cyan"), ("  elapsed ", "dim"), elapsed,
         )
-    if len(result.failed) > 5:
-        out.err.print(f"... and {len(result.failed) - 5} more failed jobs (xqdecl status)")
-    if result.failed:
-        out.err.print(f"see: xqdecl logs SPEC {result.failed[0].idx} --stderr", markup=False)
+        status = Text("  ")
+        for k in STATUSES:
+            if counts.get(k):
+                status.append(f"{k} {counts[k]}", STYLES[k])
+                status.append("  ")
+        parts: list[Any] = [head, status]
+        if len(self.group_counts) > 1:
+            parts.append(self._groups_grid())
+        assert self.live is not None
+        self.live.update(Group(*parts), refresh=True)
+
+    def _groups_grid(self) -> Table:
+        grid = Table.grid(padding=(0, 1))
+        for _ in range(4):
+            grid.add_column()
+        shown = list(enumerate(self.group_counts))[:GROUP_LINES]
+        for g, c in shown:
+            total = self.group_totals[g] or 1
+            done = done_count(c)
+            detail = Text()
+            for k in ("running", "failed", "queued"):
+                if c.get(k):
+                    detail.append(f"{k} {c[k]} ", STYLES[k])
+            name = self.group_names[g] if g < len(self.group_names) else f"group {g}"
+            grid.add_row(
+                Text(f"  #{g} {name[:30]}", "dim"), ProgressBar(total=total, completed=done,
+                                                               width=24),
+                f"{done}/{self.group_totals[g]}", detail,
+            )
+        if len(self.group_counts) > GROUP_LINES:
+            grid.add_row(Text(f"  ... {len(self.group_counts) - GROUP_LINES} more groups",
+                              "dim"), "", "", "")
+        return grid
+
+
+# -- the final summary --------------------------------------------------------------------
+def summary_table(stats: RunStats, title: str) -> Table:
+    """Per group: jobs, succeeded / failed / skipped / cancelled / retried (and any
+    job still queued or live), with a total row when there are several groups."""
+    cols = ["succeeded", "failed", "skipped"]
+    cols += [k for k in ("cancelled", "queued", "submitting", "submitted", "running")
+             if stats.counts.get(k)]
+    table = Table(title=title, title_justify="left")
+    table.add_column("group")
+    table.add_column("jobs", justify="right")
+    for k in cols:
+        table.add_column(k, justify="right", style=STYLES.get(k) if stats.counts.get(k) else "")
+    table.add_column("retried", justify="right")
+    for g in stats.groups:
+        table.add_row(f"#{g.group} {g.label}", str(g.total),
+                      *(str(g.counts.get(k, 0)) for k in cols), str(g.retried))
+    if not stats.groups:
+        table.add_row("all", str(sum(stats.counts.values())),
+                      *(str(stats.counts.get(k, 0)) for k in cols), str(stats.retried))
+    elif len(stats.groups) > 1:
+        table.add_row("total", str(sum(stats.counts.values())),
+                      *(str(stats.counts.get(k, 0)) for k in cols), str(stats.retried),
+                      style="bold")
+    return table
+
+
+def print_failures(console: Console, stats: RunStats, shown: int, hint: str) -> None:
+    for f in stats.failures[:shown]:
+        console.print(Text.assemble(("failed: ", "bold red"),
+                                    f"job {f.index} {f.name} (group {f.group}) rc={f.rc} "
+                                    f"trial {f.trial}"))
+        for line in f.stderr_tail:
+            console.print(Text(f"    {line}", "dim"))
+    more = stats.failed_total - min(shown, len(stats.failures))
+    if more > 0:
+        console.print(f"... and {more} more failed jobs (xqdecl status SPEC)", markup=False)
+    if stats.failures:
+        console.print(hint.format(index=stats.failures[0].index), markup=False)
+
+
+def summary(out: Output, result: RunResult, group_names: list[str] | None = None) -> None:
+    """The table printed when a run ends (to stderr, with its progress)."""
+    stats = collect(result.rundir, run=result.run, group_names=group_names, failures=5,
+                    tail_lines=3)
+    if not stats.groups:  # no readable journal: what the runner told us is all we have
+        stats.counts = dict(result.counts)
+        stats.failed_total = len(result.failed)
+    code = int(result.exit_code)
+    title = f"run {result.run}: exit {code}, wall time {fmt_duration(result.elapsed)}"
+    if result.retried:
+        title += f", {result.retried} retries in this run"
+    out.err.print(summary_table(stats, title))
+    print_failures(out.err, stats, 5, "see: xqdecl logs SPEC {index} --stderr")
+    if result.message:
+        out.err.print(f"error: {result.message}", markup=False)
+    report = stats.rundir / "report.html"
+    if report.exists():
+        out.err.print(f"report: {report}", markup=False)
