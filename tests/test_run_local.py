@@ -173,7 +173,7 @@ def _start_run(spec: Path) -> subprocess.Popen[str]:
     )
 
 
-def _wait_running(xq: Xq, spec: Path, n: int, timeout: float = 30) -> dict:
+def _wait_running(xq: Xq, spec: Path, n: int, timeout: float = 90) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (spec.parent / ".xqdecl").exists():

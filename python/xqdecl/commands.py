@@ -3,29 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import time
-from pathlib import Path
-
-from rich.table import Table
+from typing import Any
 
 from xqdecl import journal as J
 from xqdecl.backends import backend_class
 from xqdecl.backends.base import BackendContext
 from xqdecl.errors import BackendError, ExitCode, UnknownJobError
-from xqdecl.journal import JobRow, Journal, JournalReader
-from xqdecl.layout import RunDir, tail
+from xqdecl.init_spec import write_starter
+from xqdecl.journal import Journal, JournalReader
+from xqdecl.layout import RunDir, locate
 from xqdecl.lock import RunLock, holder_of, holder_pid
-from xqdecl.output import Output, counts_line
+from xqdecl.output import Output, print_status
 from xqdecl.plan import Plan, render_job, write_wrapper
+from xqdecl.report import RunStats, collect, job_json, status_json, write_report
 from xqdecl.runner import Runner
+from xqdecl.runstate import RunState
 from xqdecl.spec import Spec, count_jobs, json_schema, load_spec
 
 
 def _rundir(spec: Spec) -> RunDir:
-    return RunDir(Path(spec.workdir) / spec.name)
+    return RunDir(locate(spec).local)
 
 
 def schema(out: Output) -> int:
@@ -129,82 +129,101 @@ async def run(path: str, out: Output, fresh: bool = False) -> int:
     return result.exit_code
 
 
-def _job_json(row: JobRow) -> dict[str, object]:
-    trials = 0 if row.status == J.QUEUED else row.trial + 1
-    return {"index": row.idx, "name": row.name, "status": row.status, "rc": row.rc,
-            "trials": trials, "jid": row.jid}
+_job_json = job_json
 
 
-def _stderr_tail(rd: RunDir, row: JobRow, lines: int = 5) -> list[str]:
-    text = tail(rd.file(row.idx, "stderr", row.trial), lines)
-    return text + tail(rd.file(row.idx, "notes", row.trial), lines)
+def _stats(spec: Spec, **kwargs: Any) -> tuple[RunState, RunStats]:
+    state = RunState(spec)
+    journal = state.journal()
+    stats = collect(state.rd.root, run=spec.name, group_names=[g.name for g in spec.jobs],
+                    journal=journal or state.rd.journal, tail_fn=state.tail, **kwargs)
+    return state, stats
 
 
 def status(path: str, out: Output) -> int:
     spec = load_spec(path)
-    rd = _rundir(spec)
-    holder = holder_of(rd.lock) if rd.lock.exists() else None
-    if not rd.journal.exists():
-        if out.mode == "json":
-            out.json({"run": spec.name, "counts": {}, "jobs": [], "live": False})
-        else:
-            out.info(f"run {spec.name}: not started yet (no state in {rd.root})")
-        return ExitCode.OK
-    reader = JournalReader(rd.journal)
-    try:
-        counts = reader.counts()
-        meta = reader.meta()
-        if out.mode == "json":
-            out.json({"run": spec.name, "counts": counts, "live": holder is not None,
-                      "jobs": [_job_json(r) for r in reader.rows()]})
-            return ExitCode.OK
-        failed = list(reader.rows("WHERE status=?", (J.FAILED,)))
-    finally:
-        reader.close()
-    total = int(meta.get("total") or sum(counts.values()))
-    state = f"running ({holder})" if holder else "not running"
-    out.info(f"run {spec.name}: {state}")
-    table = Table(title=counts_line(counts, total), title_justify="left")
-    table.add_column("status")
-    table.add_column("jobs", justify="right")
-    for k in J.STATUSES:
-        if counts.get(k):
-            table.add_row(k, str(counts[k]))
-    out.print(table)
-    for row in failed[:10]:
-        out.print(f"failed: job {row.idx} {row.name} rc={row.rc} trial={row.trial}")
-        for line in _stderr_tail(rd, row):
-            out.print(f"    {line}")
-    if len(failed) > 10:
-        out.print(f"... and {len(failed) - 10} more failed jobs")
+    _, stats = _stats(spec, keep_rows=out.mode == "json")
+    if out.mode == "json":
+        out.json(status_json(stats))
+    else:
+        print_status(out, stats)
     return ExitCode.OK
 
 
 def logs(path: str, out: Output, job: str, stderr: bool, trial: int | None) -> int:
     spec = load_spec(path)
-    rd = _rundir(spec)
-    try:
-        reader = JournalReader(rd.journal)
-    except FileNotFoundError:
-        raise UnknownJobError(f"run {spec.name} has no jobs yet (no state in {rd.root})") from None
+    state = RunState(spec)
+    journal = state.journal()
+    if journal is None:
+        raise UnknownJobError(f"run {spec.name} has no jobs yet (no state in {state.rd.root})")
+    reader = JournalReader(journal)
     try:
         row = reader.find(job)
     finally:
         reader.close()
     if row is None:
         raise UnknownJobError(f"run {spec.name} has no job {job!r} (give an index or a name)")
+    if trial is not None and not 0 <= trial <= row.trial:
+        raise UnknownJobError(
+            f"job {row.idx} ({row.name}) has no trial {trial}: its trials are 0 to {row.trial}"
+        )
     t = row.trial if trial is None else trial
     kind = "stderr" if stderr else "stdout"
-    f = rd.file(row.idx, kind, t)
+    notes = state.read(row.idx, "notes", t) if stderr else None
+    if out.mode == "json":
+        data = state.read(row.idx, kind, t)
+        out.json({
+            "run": spec.name, "index": row.idx, "name": row.name, "status": row.status,
+            "trial": t, "stream": kind, "path": str(state.rd.file(row.idx, kind, t)),
+            "text": None if data is None else data.decode("utf-8", errors="replace"),
+            "notes": None if notes is None else notes.decode("utf-8", errors="replace"),
+        })
+        return ExitCode.OK
+    f = state.rd.file(row.idx, kind, t)
     try:
         with open(f, "rb") as fh:
             while chunk := fh.read(1 << 16):
                 os.write(1, chunk)
     except FileNotFoundError:
-        out.error(f"xqdecl: job {row.idx} ({row.name}) has no {kind} for trial {t} yet")
-    if stderr:
-        with contextlib.suppress(OSError):
-            os.write(1, rd.file(row.idx, "notes", t).read_bytes())
+        data = state.read(row.idx, kind, t)
+        if data is None:
+            out.error(f"xqdecl: job {row.idx} ({row.name}) has no {kind} for trial {t} yet")
+        else:
+            os.write(1, data)
+    if notes:
+        os.write(1, notes)
+    return ExitCode.OK
+
+
+def report(path: str, out: Output, target: str | None) -> int:
+    spec = load_spec(path)
+    state = RunState(spec)
+    journal = state.journal()
+    if target is None:
+        state.rd.root.mkdir(parents=True, exist_ok=True)
+    written = write_report(state.rd.root, target, [g.name for g in spec.jobs],
+                           journal=journal or state.rd.journal, tail_fn=state.tail)
+    if written is None:
+        raise BackendError(f"cannot write the report to {target or state.rd.root}")
+    _, stats = _stats(spec, failures=0)
+    if out.mode == "json":
+        out.json({"run": spec.name, "report": str(written), "live": stats.live,
+                  "total": stats.total, "counts": stats.counts,
+                  "problem": stats.problem or None})
+    else:
+        note = f" ({stats.problem})" if stats.problem else ""
+        out.info(f"run {spec.name}: report written to {written}{note}")
+    return ExitCode.OK
+
+
+def init(path: str, out: Output, with_schema: bool) -> int:
+    written = write_starter(path, with_schema=with_schema)
+    if out.mode == "json":
+        out.json({"spec": str(written[0]), "written": [str(p) for p in written]})
+    else:
+        for p in written[1:]:
+            out.info(f"wrote {p} (the spec's JSON Schema, for editor completion)")
+        out.info(f"wrote {written[0]}: a starter spec; try `xqdecl run {written[0]}`")
     return ExitCode.OK
 
 
@@ -213,6 +232,8 @@ def kill(path: str, out: Output) -> int:
     rd = _rundir(spec)
     if not rd.journal.exists():
         out.info(f"run {spec.name}: nothing to kill (never started)")
+        if out.mode == "json":
+            out.json({"run": spec.name, "runner": None, "cancelled": 0})
         return ExitCode.OK
     pid = holder_pid(rd.lock)
     holder = holder_of(rd.lock)
@@ -227,6 +248,8 @@ def kill(path: str, out: Output) -> int:
         if holder_of(rd.lock) is not None:
             raise BackendError(f"the runner ({holder}) did not stop within 120 s")
         out.info(f"run {spec.name}: its runner has stopped")
+        if out.mode == "json":
+            out.json({"run": spec.name, "runner": holder, "cancelled": None})
         return ExitCode.OK
     return asyncio.run(_kill_direct(spec, rd, out))
 
@@ -250,4 +273,6 @@ async def _kill_direct(spec: Spec, rd: RunDir, out: Output) -> int:
     finally:
         lock.release()
     out.info(f"run {spec.name}: cancelled {len(rows)} live jobs")
+    if out.mode == "json":
+        out.json({"run": spec.name, "runner": None, "cancelled": len(rows)})
     return ExitCode.OK

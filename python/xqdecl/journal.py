@@ -130,6 +130,26 @@ class Journal:
             self._rollback()
             raise _wrap(exc, self.path) from exc
 
+    def snapshot(self) -> bytes:
+        """A consistent copy of the whole database, as the bytes of a SQLite file."""
+        import os
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(suffix=".db")
+        os.close(fd)
+        try:
+            dst = sqlite3.connect(tmp)
+            try:
+                self.db.backup(dst)
+            finally:
+                dst.close()
+            with open(tmp, "rb") as fh:
+                return fh.read()
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+        finally:
+            os.unlink(tmp)
+
     def set_meta(self, **values: Any) -> None:
         try:
             self.db.executemany(

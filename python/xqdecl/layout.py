@@ -73,3 +73,40 @@ def tail(path: Path, lines: int = 10, max_bytes: int = 16384) -> list[str]:
         return []
     text = data.decode("utf-8", errors="replace")
     return text.splitlines()[-lines:]
+
+
+class RunLocation:
+    """Where a run lives: its local folder, the path jobs see, and a bucket if any.
+
+    A local workdir: all three are the run directory. A cloud workdir: the
+    runner's own files stay in a local staging folder; jobs see either the
+    mounted bucket (`mounted_workdir`) or their local scratch copy, which the
+    wrapper uploads (`upload`).
+    """
+
+    __slots__ = ("local", "mounted", "upload", "url")
+
+    def __init__(self, workdir: str, run: str, base_dir: Path, mounted_workdir: str | None):
+        from xqdecl.cloud import is_cloud, staging_dir
+
+        self.url: str | None = None
+        if is_cloud(workdir):
+            self.url = f"{workdir.rstrip('/')}/{run}"
+            self.local = staging_dir(base_dir, workdir, run)
+        else:
+            self.local = Path(workdir) / run
+        if mounted_workdir:
+            self.mounted = f"{mounted_workdir.rstrip('/')}/{run}"
+        else:
+            self.mounted = str(self.local)
+        self.upload = self.url is not None and not mounted_workdir
+
+
+def locate(spec: object) -> RunLocation:
+    """The RunLocation of a validated spec."""
+    return RunLocation(
+        spec.workdir,  # type: ignore[attr-defined]
+        spec.name,  # type: ignore[attr-defined]
+        spec.base_dir,  # type: ignore[attr-defined]
+        getattr(spec.scheduler, "mounted_workdir", None),  # type: ignore[attr-defined]
+    )

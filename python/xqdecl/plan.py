@@ -16,9 +16,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from xqdecl.cloud import upload_functions
 from xqdecl.hooks import JOBCMD_HOOKS, NO_HOOKS, Hooks, JobView
 from xqdecl.journal import JobRow
-from xqdecl.layout import RunDir
+from xqdecl.layout import RunDir, locate
 from xqdecl.spec import RenderedJob, Spec, group_counts, job_at, render_all
 from xqdecl.spec import render_job as render_spec_job
 from xqdecl.wrapper import WrapperInput, render
@@ -45,17 +46,13 @@ def _options_digest(options: BaseModel) -> str:
 class Plan:
     """The jobs of a spec, their groups and where their files go."""
 
-    def __init__(
-        self,
-        spec: Spec,
-        rundir: Path | None = None,
-        mounted_rundir: str | None = None,
-        hooks: Hooks = NO_HOOKS,
-    ):
+    def __init__(self, spec: Spec, hooks: Hooks = NO_HOOKS):
         self.spec = spec
         self.hooks = hooks
-        self.rundir = RunDir(rundir if rundir is not None else Path(spec.workdir) / spec.name)
-        self.mounted_rundir = mounted_rundir or str(self.rundir.root)
+        self.location = locate(spec)
+        self.rundir = RunDir(self.location.local)
+        self.mounted_rundir = self.location.mounted
+        self.upload = upload_functions(self.location.url) if self.location.upload else ""
         self.groups: list[GroupPlan] = []
         first = 0
         for g, count in enumerate(group_counts(spec)):
@@ -118,6 +115,7 @@ class Plan:
             init_snippets=snippets.get("on_jobcmd_init", ()),
             prep_snippets=snippets.get("on_jobcmd_prep", ()),
             end_snippets=snippets.get("on_jobcmd_end", ()),
+            upload=self.upload,
         )
 
 

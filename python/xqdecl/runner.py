@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from xqdecl import journal as J
 from xqdecl.backends import backend_class
 from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission
+from xqdecl.cloud import CloudPoller, CloudStore
 from xqdecl.errors import BackendError, ExitCode
 from xqdecl.hooks import STATUS_HOOKS, Hooks, JobView, load_hooks
 from xqdecl.journal import JobRow, Journal
 from xqdecl.lock import RunLock
 from xqdecl.plan import Plan
-from xqdecl.poller import make_poller
+from xqdecl.poller import Poller, make_poller
 from xqdecl.prepare import prepare_jobs, read_rc, read_start
 from xqdecl.spec import Spec
 
@@ -32,6 +33,8 @@ from xqdecl.spec import Spec
 MAX_BACKEND_FAILURES = 8
 #: seconds a retry waits on an array backend so retries close in time share one array
 RETRY_HOLD = 2.0
+#: seconds between two copies of a cloud run's journal into its bucket
+MIRROR_INTERVAL = 15.0
 
 
 @dataclass
@@ -82,10 +85,9 @@ class Runner:
         self.reporter = reporter or Reporter()
         cls = backend_class(spec.scheduler.type)
         self.backend_cls = cls
-        mounted = getattr(spec.scheduler, "mounted_workdir", None)
-        self.plan = Plan(
-            spec, mounted_rundir=f"{mounted}/{spec.name}" if mounted else None, hooks=self.hooks
-        )
+        self.plan = Plan(spec, hooks=self.hooks)
+        url = self.plan.location.url
+        self.cloud = CloudStore(url) if url else None
         self.rd = self.plan.rundir
         self.forks = spec.forks or cls.default_forks()
         self.poll_interval = poll_interval if poll_interval is not None else cls.poll_interval
@@ -101,6 +103,7 @@ class Runner:
         self._signal_name: str | None = None
         self.failures = 0
         self.retry_since: float | None = None  # when the oldest retry still queued was queued
+        self._next_mirror = 0.0
         self._wake = asyncio.Event()
 
     # -- bookkeeping --------------------------------------------------------------
@@ -137,6 +140,19 @@ class Runner:
         if self.dirty:
             self.journal.update(self.rows[i] for i in sorted(self.dirty))
             self.dirty.clear()
+            if self.cloud is not None and time.monotonic() >= self._next_mirror:
+                self._mirror()
+
+    def _mirror(self) -> None:
+        """A cloud run keeps a copy of its journal in the bucket (status, resume)."""
+        if self.cloud is not None:
+            self._next_mirror = time.monotonic() + MIRROR_INTERVAL
+            self.cloud.write_bytes("journal.db", self.journal.snapshot())
+
+    def _read_rc(self, index: int, trial: int) -> int | None:
+        if isinstance(self.poller, CloudPoller):
+            return self.poller.rc(index, trial)
+        return read_rc(self.rd, index, trial)
 
     def wake(self) -> None:
         self._wake.set()
@@ -158,6 +174,10 @@ class Runner:
             ) from None
         lock = RunLock(self.rd.lock)
         lock.acquire()
+        if self.cloud is not None and not self.fresh and not self.rd.journal.exists():
+            copy = self.cloud.read_bytes("journal.db")  # resume from another machine
+            if copy:
+                self.rd.journal.write_bytes(copy)
         self.journal = Journal(self.rd.journal)
         ctx = BackendContext(
             run=self.spec.name,
@@ -198,6 +218,7 @@ class Runner:
         result = self._result(time.monotonic() - t0)
         with contextlib.suppress(BackendError):
             self.journal.set_meta(ended=time.time(), exit_code=int(result.exit_code))
+            self._mirror()
         self.journal.close()
         lock.release()
         self.reporter.finish(result)
@@ -250,7 +271,10 @@ class Runner:
             run=self.spec.name, spec=self.spec.source, total=len(rows), started=time.time(),
             backend=self.backend.name, ended=None, exit_code=None,
         )
-        self.poller = make_poller(str(self.rd.root))
+        if self.cloud is not None:
+            self.poller: Poller = CloudPoller(self.cloud)
+        else:
+            self.poller = make_poller(str(self.rd.root))
         await self._reattach(live)
         self.queue.extend(r.idx for r in rows if r.status == J.QUEUED)
 
@@ -258,7 +282,7 @@ class Runner:
         """Jobs an earlier runner left live: keep them if still alive, else decide."""
         for row in live:
             t = row.trial
-            rc = read_rc(self.rd, row.idx, t)
+            rc = self._read_rc(row.idx, t)
             if rc is not None:
                 self.inflight[row.idx] = row
                 self._finish(row, rc, "")
@@ -429,7 +453,7 @@ class Runner:
 
     def _gone(self, row: JobRow, state: JobState | None, now: float) -> None:
         """The scheduler no longer runs this job: the rc file decides, after a grace."""
-        rc = read_rc(self.rd, row.idx, row.trial)
+        rc = self._read_rc(row.idx, row.trial)
         if rc is not None:
             self._finish(row, rc, "")
             return
@@ -479,6 +503,9 @@ class Runner:
         path = self.rd.file(row.idx, "notes", row.trial)
         with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as fh:
             fh.write(f"xqdecl: {note}\n")
+        if self.cloud is not None:
+            with contextlib.suppress(BackendError, OSError):
+                self.cloud.write_bytes(f"jobs/{row.idx}/notes.{row.trial}", path.read_bytes())
 
     async def _cancel_inflight(self) -> None:
         """Cancel every live job, then record what each one became."""
@@ -499,7 +526,7 @@ class Runner:
             except BackendError as exc:
                 self.reporter.message(f"warning: cancelling failed: {exc}")
         for row in live:
-            rc = read_rc(self.rd, row.idx, row.trial)
+            rc = self._read_rc(row.idx, row.trial)
             self.inflight.pop(row.idx, None)
             self.poller.unwatch([row.idx])
             if row.jid:

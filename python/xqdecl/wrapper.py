@@ -46,6 +46,7 @@ class WrapperInput:
     init_snippets: Sequence[str] = ()
     prep_snippets: Sequence[str] = ()
     end_snippets: Sequence[str] = ()
+    upload: str = ""  # shell functions putting the job's files into a bucket (cloud.py)
 
 
 def _q(value: object) -> str:
@@ -80,9 +81,11 @@ def _duration(seconds: float) -> str:
 
 
 @lru_cache(maxsize=64)
-def _prelude(timeout: float | None) -> str:
+def _prelude(timeout: float | None, upload: str) -> str:
     """The part of every wrapper that does not depend on the job (cached)."""
     out = ['_xq_m="$XQDECL_JOB_METADIR" _xq_t="$XQDECL_TRIAL" _xq_why= _xq_child= _xq_dog=']
+    if upload:
+        out.append(upload)
     out.append('exec </dev/null >"$_xq_m/stdout.$_xq_t" 2>"$_xq_m/stderr.$_xq_t"')
     # is this shell the leader of its process group? then a stop can reach the whole job
     out.append('_xq_pg=; read -r _ _ _ _ _xq_pg _ < "/proc/$$/stat" 2>/dev/null')
@@ -106,12 +109,15 @@ def _prelude(timeout: float | None) -> str:
         'printf \'%s %s %s\\n\' "${HOSTNAME:-$(uname -n)}" "$$" '
         '"${EPOCHREALTIME:-$(date +%s)}" >"$_xq_m/start.$_xq_t"'
     )
-    out.append(': >"$_xq_ev/$_xq_tag.s"')
+    if upload:  # the start line doubles as the start event
+        out.append('_xq_put "$_xq_m/start.$_xq_t" "$_xq_up/events/$_xq_tag.s"')
+    else:
+        out.append(': >"$_xq_ev/$_xq_tag.s"')
     return "\n".join(out)
 
 
 @lru_cache(maxsize=256)
-def _finish(postscript: str, end_snippets: tuple[str, ...]) -> str:
+def _finish(postscript: str, end_snippets: tuple[str, ...], upload: bool) -> str:
     """The function that records the rc (temp + rename) and tells the runner."""
     finish = (
         "_xq_finish() {  # record the rc (temp + rename), then tell the runner\n"
@@ -136,10 +142,15 @@ def _finish(postscript: str, end_snippets: tuple[str, ...]) -> str:
     finish += (
         '  printf \'%s\\n%s\\n\' "$_xq_rc" "$_xq_why" >"$_xq_m/rc.$_xq_t.tmp" '
         '&& mv -f -- "$_xq_m/rc.$_xq_t.tmp" "$_xq_m/rc.$_xq_t"\n'
-        '  : >"$_xq_ev/$_xq_tag.e"\n'
-        '  exit "$_xq_rc"\n'
-        "}"
     )
+    if upload:  # files first, then the event that says they are there
+        finish += (
+            '  _xq_put_trial "$_xq_up/jobs/$XQDECL_JOB_INDEX" && '
+            '_xq_put "$_xq_m/rc.$_xq_t" "$_xq_up/events/$_xq_tag.e"\n'
+        )
+    else:
+        finish += '  : >"$_xq_ev/$_xq_tag.e"\n'
+    finish += '  exit "$_xq_rc"\n}'
     return finish
 
 
@@ -175,11 +186,11 @@ def render(w: WrapperInput) -> str:
         f"XQDECL_JOB_METADIR={_q(w.metadir)} XQDECL_TRIAL"
     )
     out.append(f"_xq_ev={_q(w.events_dir)} _xq_tag={w.index}.$XQDECL_TRIAL")
-    out.append(_prelude(w.timeout))
+    out.append(_prelude(w.timeout, w.upload))
     if w.env:
         out.append("export " + " ".join(f"{k}={_q(v)}" for k, v in w.env.items()))
     out.extend(s for s in w.init_snippets if s)
-    out.append(_finish(w.postscript, tuple(w.end_snippets)))
+    out.append(_finish(w.postscript, tuple(w.end_snippets), bool(w.upload)))
     if w.cwd:
         out.append(
             f"cd -- {_q(w.cwd)} || {{ _xq_why={_q('cannot enter the working directory ' + w.cwd)}; "
