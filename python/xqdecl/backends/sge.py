@@ -1,0 +1,357 @@
+"""Son of Grid Engine: each group of jobs becomes native array jobs (one `qsub` per chunk).
+
+A chunk of at most `max_aj_tasks` jobs is written as `arrays/<id>.tasks` (line k
+= "<index> <trial>" of SGE task k; SGE counts tasks from 1) and `arrays/<id>.sh`,
+whose task k execs the job's own wrapper; one `qsub -terse -t 1-n -tc throttle`
+submits it, and the job ids are `<job number>.<k>`. Liveness is one `qstat` for
+every job in flight, plus one `qacct -j` for jobs that left the queue without
+their rc file being seen. A job in error state (`Eqw`: its working directory
+or script cannot be used) never runs: it is reported failed with SGE's reason
+(one `qstat -j` for all such jobs) and deleted so it does not linger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import shlex
+import time
+from collections.abc import Sequence
+from itertools import groupby
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+from xqdecl import liveness
+from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
+from xqdecl.errors import BackendError, SpecError
+from xqdecl.spec import SgeOptions
+
+#: slots of a parallel environment: "4", "2-8", "-8", "2-"
+PE_SLOTS = re.compile(r"\d+(?:-\d*)?|-\d+")
+#: qsub errors worth a retry of the whole submit (the qmaster is busy or away)
+TRANSIENT = re.compile(
+    r"unable to (?:contact|send)|commlib error|connection refused|timed out|try (?:again|later)"
+    r"|can't (?:connect|reach)",
+    re.I,
+)
+#: `qstat -j` lines "error reason    3:   11/24/2026 22:33:58 [0:5866]: error: can't chdir ..."
+ERROR_REASON = re.compile(
+    r"^error reason\s+(\d+):\s*(?:\S+ \S+ \[[^\]]*\]:\s*)?(?:error:\s*)?(.*)$"
+)
+
+
+class SgeBackend(Backend):
+    name = "sge"
+    arrays = True
+    options_model: ClassVar[type[BaseModel]] = SgeOptions
+
+    prefix = "#$"
+    #: `qsub -terse` prints "<job number>" or, for an array, "<job number>.1-10:1"
+    jid_regexp = re.compile(r"^(?P<jid>\d+)(?:\.\S+)?\s*$", re.M)
+    qconf = "qconf"
+    command_timeout = float(os.environ.get("XQDECL_SGE_TIMEOUT", "60"))
+    #: qacct reads the whole accounting file: a shorter limit, and a pause after a failure
+    qacct_timeout = 30.0
+    qacct_pause = 300.0
+
+    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+        super().__init__(options, ctx)
+        self.tag = f"xq-{ctx.run}"
+        self._max_tasks: int | None = None
+        self._tasks: dict[str, int] = {}  # array job number -> its task count
+        self._errors: dict[str, str] = {}  # jid -> why SGE put it in error state
+        self._ended: dict[str, JobState] = {}  # jid -> what qacct said of it
+        self._qacct_off = 0.0  # monotonic time before which qacct is not asked
+        self._seq = 0
+
+    # -- rendering --------------------------------------------------------------------
+    def directives(self, options: BaseModel) -> list[str]:
+        lines = []
+        queue = getattr(options, "queue", None)
+        if queue is not None:
+            lines.append(f"{self.prefix} -q {self._word('queue', queue)}")
+        for value in getattr(options, "resources", []):
+            lines.append(f"{self.prefix} -l {self._word('resources', value)}")
+        pe = getattr(options, "pe", None)
+        if pe is not None:
+            parts = str(pe).split()
+            if len(parts) != 2 or not PE_SLOTS.fullmatch(parts[1]):
+                raise SpecError(f'scheduler.pe: write "<name> <slots>" (e.g. "smp 4"), got {pe!r}')
+            lines.append(f"{self.prefix} -pe {self._word('pe', parts[0])} {parts[1]}")
+        for raw in getattr(options, "directives", []):
+            if "\n" in raw or "\r" in raw or not raw.strip():
+                raise SpecError(f"scheduler.directives: one non-empty line each, got {raw!r}")
+            raw = raw.strip()
+            lines.append(raw if raw.startswith(self.prefix) else f"{self.prefix} {raw}")
+        return lines
+
+    @staticmethod
+    def _word(key: str, value: object) -> str:
+        text = str(value)
+        if not text or any(c.isspace() for c in text) or text.startswith(("-", "#")):
+            raise SpecError(f"scheduler.{key}: {text!r} cannot be an SGE option value")
+        return text
+
+    def _flags(self, options: BaseModel) -> list[str]:
+        """The directives as qsub command-line arguments."""
+        return [a for d in self.directives(options) for a in shlex.split(d[len(self.prefix) :])]
+
+    def array_script(self, aid: str, options: BaseModel) -> str:
+        """The script whose task k (from 1) runs line k of `arrays/<aid>.tasks`."""
+        root = self.ctx.mounted_rundir.rstrip("/") or "/"
+        arrays, jobs = shlex.quote(f"{root}/arrays"), shlex.quote(f"{root}/jobs")
+        head = ["#!/usr/bin/env bash", *self.directives(options)]
+        body = f"""\
+# xqdecl array {aid} of run {self.ctx.run}: SGE task k runs line k of {aid}.tasks
+k=${{SGE_TASK_ID:?not an array task}}
+mapfile -s "$((k - 1))" -n 1 line <{arrays}/{aid}.tasks
+read -r index trial <<<"${{line[0]:-}}"
+if [ -z "${{index:-}}" ]; then echo "xqdecl: {aid}.tasks has no line for task $k" >&2; exit 97; fi
+exec bash {jobs}/"$index"/job.sh "$trial"
+"""
+        return "\n".join(head) + "\n" + body
+
+    # -- scheduler commands -----------------------------------------------------------
+    async def _run(self, argv: list[str], timeout: float | None = None) -> tuple[int, str, str]:
+        limit = timeout or self.command_timeout
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise BackendError(f"cannot run {argv[0]}: {exc}") from None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), limit)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise BackendError(f"{argv[0]} did not answer within {limit:g} s") from None
+        return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+    def _cmd(self, key: str, options: BaseModel | None = None) -> str:
+        return str(getattr(options or self.options, key, key))
+
+    async def max_tasks(self) -> int:
+        """The cell's `max_aj_tasks` (tasks per array job), read once; 75000 if unknown."""
+        if self._max_tasks is None:
+            qsub, qconf = self._cmd("qsub"), self.qconf
+            if os.sep in qsub and Path(qsub).with_name("qconf").exists():
+                qconf = str(Path(qsub).with_name("qconf"))
+            self._max_tasks = 75000
+            with contextlib.suppress(BackendError):
+                rc, out, _ = await self._run([qconf, "-sconf"])
+                found = re.search(r"^max_aj_tasks\s+(\d+)", out, re.M)
+                if rc == 0 and found and int(found[1]) > 0:
+                    self._max_tasks = int(found[1])
+        return self._max_tasks
+
+    # -- submit -----------------------------------------------------------------------
+    async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
+        def key(s: Submission) -> tuple[int, str]:
+            return s.group, s.options.model_dump_json()
+
+        results: list[Submitted] = []
+        for (group, _), subs in groupby(sorted(batch, key=lambda s: (key(s), s.index)), key):
+            group_subs = list(subs)
+            options = group_subs[0].options
+            if not getattr(options, "array", True):
+                for sub in group_subs:
+                    results.append(await self._submit_one(sub, options, self._any(results)))
+                continue
+            size = await self.max_tasks()
+            for start in range(0, len(group_subs), size):
+                chunk = group_subs[start : start + size]
+                results.extend(await self._submit_array(group, chunk, options, self._any(results)))
+        return results
+
+    @staticmethod
+    def _any(results: list[Submitted]) -> bool:
+        return any(r.jid for r in results)
+
+    def _new_id(self, group: int) -> tuple[str, Path]:
+        arrays = self.ctx.rundir / "arrays"
+        arrays.mkdir(parents=True, exist_ok=True)
+        while True:
+            self._seq += 1
+            aid = f"g{group}-{self._seq}"
+            try:
+                fd = os.open(arrays / f"{aid}.tasks", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                continue
+            os.close(fd)
+            return aid, arrays
+
+    def _common(self, aid: str, options: BaseModel) -> list[str]:
+        """qsub's own arguments: name tag, one log per submission under the rundir, bash."""
+        log_file = f"{self.ctx.mounted_rundir.rstrip('/')}/arrays/{aid}.log"
+        return [self._cmd("qsub", options), "-terse", "-N", self.tag, "-o", log_file, "-j", "y",
+                "-S", "/bin/bash", "-ac", f"xqdecl={self._token(aid)}"]  # fmt: skip
+
+    async def _submit_array(
+        self, group: int, chunk: list[Submission], options: BaseModel, submitted: bool
+    ) -> list[Submitted]:
+        aid, arrays = self._new_id(group)
+        (arrays / f"{aid}.tasks").write_text("".join(f"{s.index} {s.trial}\n" for s in chunk))
+        script = arrays / f"{aid}.sh"
+        script.write_text(self.array_script(aid, options))
+        throttle = max(1, self.ctx.forks)
+        argv = [*self._common(aid, options), "-t", f"1-{len(chunk)}", "-tc", str(throttle)]
+        jid, error = await self._qsub([*argv, str(script)], aid, submitted)
+        if jid is None:
+            return [Submitted(s.index, None, error) for s in chunk]
+        self._tasks[jid] = len(chunk)
+        return [Submitted(s.index, f"{jid}.{k}") for k, s in enumerate(chunk, start=1)]
+
+    async def _submit_one(self, sub: Submission, options: BaseModel, submitted: bool) -> Submitted:
+        aid, arrays = self._new_id(sub.group)
+        (arrays / f"{aid}.tasks").write_text(f"{sub.index} {sub.trial}\n")
+        argv = [*self._common(aid, options), *self._flags(options), str(sub.script), str(sub.trial)]
+        jid, error = await self._qsub(argv, aid, submitted)
+        return Submitted(sub.index, jid, error)
+
+    def _token(self, aid: str) -> str:
+        return f"{hashlib.sha1(str(self.ctx.rundir).encode()).hexdigest()[:10]}-{aid}"
+
+    async def _qsub(self, argv: list[str], aid: str, submitted: bool) -> tuple[str | None, str]:
+        """(job number, "") or (None, error). A transient failure before anything of
+        this batch was submitted raises BackendError, so the runner retries."""
+        try:
+            rc, out, err = await self._run(argv)
+        except BackendError as exc:
+            await self._drop_orphans(aid)  # it may have been accepted after all
+            if not submitted:
+                raise
+            return None, str(exc)
+        match = self.jid_regexp.search(out)
+        if rc == 0 and match:
+            return match["jid"], ""
+        lines = [ln.strip() for ln in (err + out).splitlines() if ln.strip() != "Exiting."]
+        said = next((ln for ln in reversed(lines) if ln), f"exit status {rc}")
+        if TRANSIENT.search(said) and not submitted:
+            await self._drop_orphans(aid)
+            raise BackendError(f"qsub failed: {said}")
+        return None, f"qsub failed: {said}"
+
+    async def _drop_orphans(self, aid: str) -> None:
+        """Delete a submission that qsub may have made although it reported failure
+        (found by the context variable `xqdecl=<token>` it was given)."""
+        with contextlib.suppress(BackendError):
+            rc, out, _ = await self._run([self._cmd("qstat"), "-j", self.tag])
+            number, ids = "", []
+            for line in out.splitlines():
+                if line.startswith("job_number:"):
+                    number = line.split(":", 1)[1].strip()
+                elif line.startswith("context:") and f"xqdecl={self._token(aid)}" in line:
+                    ids.append(number)
+            if rc == 0 and ids:
+                await self._run([self._cmd("qdel"), *ids])
+
+    # -- query ------------------------------------------------------------------------
+    async def query(self, jids: Sequence[str]) -> dict[str, JobState]:
+        wanted = set(jids)
+        if not wanted:
+            return {}
+        rc, out, err = await self._run([self._cmd("qstat")])
+        if rc != 0:
+            raise BackendError(f"qstat failed: {(err.strip() or f'exit status {rc}')[-300:]}")
+        states = liveness.parse_qstat(out, wanted)
+        broken = [j for j, st in states.items() if st.liveness is Liveness.FAILED]
+        new = [j for j in broken if j not in self._errors]
+        if new:
+            await self._error_reasons(new, {j: states[j].reason for j in new})
+            await self._delete(new)
+        for jid in wanted.intersection(self._errors):
+            states[jid] = JobState(Liveness.FAILED, self._errors[jid])
+        missing = wanted - states.keys()
+        if missing:
+            states.update(await self._qacct(missing))
+        return states
+
+    async def _error_reasons(self, jids: list[str], words: dict[str, str]) -> None:
+        """Remember why SGE holds these jobs in error state (one `qstat -j` for all)."""
+        numbers = sorted({j.partition(".")[0] for j in jids})
+        reasons: dict[tuple[str, str], str] = {}
+        with contextlib.suppress(BackendError):
+            _, out, _ = await self._run([self._cmd("qstat"), "-j", ",".join(numbers)])
+            number = ""
+            for line in out.splitlines():
+                if line.startswith("job_number:"):
+                    number = line.split(":", 1)[1].strip()
+                elif found := ERROR_REASON.match(line):
+                    reasons.setdefault((number, found[1]), found[2].strip())
+        for jid in jids:
+            number, _, task = jid.partition(".")
+            said = reasons.get((number, task or "1")) or next(
+                (r for (n, _), r in reasons.items() if n == number), "no reason given"
+            )
+            self._errors[jid] = f"{words.get(jid) or 'Eqw'}: {said}"
+
+    async def _qacct(self, missing: set[str]) -> dict[str, JobState]:
+        """What the accounting file says of jobs that left the queue (one `qacct -j`)."""
+        states = {j: self._ended[j] for j in missing if j in self._ended}
+        ask = missing - states.keys()
+        if not ask or time.monotonic() < self._qacct_off:
+            return states
+        numbers = {j.partition(".")[0] for j in ask}
+        target = next(iter(numbers)) if len(numbers) == 1 else self.tag
+        try:
+            rc, out, err = await self._run([self._cmd("qacct"), "-j", target], self.qacct_timeout)
+        except BackendError:
+            rc, out, err = -1, "", "timed out"
+        if rc != 0 and "not found" not in err:
+            self._qacct_off = time.monotonic() + self.qacct_pause  # no accounting, or too slow
+            return states
+        # job numbers are reused (a reset cell): only records under this run's job name count
+        name = re.compile(rf"^jobname\s+{re.escape(self.tag)}\s*$", re.M)
+        ours = [b for b in re.split(r"^=+[ \t]*$", out, flags=re.M) if name.search(b)]
+        found = liveness.parse_qacct("".join(f"=====\n{b}\n" for b in ours), ask)
+        self._ended.update(found)
+        states.update(found)
+        return states
+
+    # -- cancel -----------------------------------------------------------------------
+    async def cancel(self, jids: Sequence[str]) -> None:
+        if jids:
+            await self._delete(jids, strict=True)
+
+    async def _delete(self, jids: Sequence[str], strict: bool = False) -> None:
+        """One `qdel` (per 5000 targets): a whole array by its number, else its tasks."""
+        by_array: dict[str, set[str]] = {}
+        for jid in jids:
+            by_array.setdefault(jid.partition(".")[0], set()).add(jid)
+        targets: list[str] = []
+        for number, members in by_array.items():
+            total = self._tasks.get(number, 0)
+            whole = (total and len(members) >= total) or members == {number}
+            targets.extend([number] if whole else sorted(members))
+        for start in range(0, len(targets), 5000):
+            argv = [self._cmd("qdel"), *targets[start : start + 5000]]
+            try:
+                rc, out, err = await self._run(argv)
+            except BackendError:
+                if strict:
+                    raise
+                continue
+            lines = [ln for ln in (err + out).splitlines() if ln.startswith("denied")]
+            if strict and rc != 0 and not all("does not exist" in ln for ln in lines):
+                raise BackendError(f"qdel failed: {(err.strip() or f'exit status {rc}')[-300:]}")
+
+    def release(self, jid: str) -> None:
+        self._errors.pop(jid, None)
+        self._ended.pop(jid, None)
+
+    def describe_group(self, count: int, options: BaseModel) -> str:
+        if not getattr(options, "array", True):
+            return f"one qsub per job, at most {self.ctx.forks} in flight"
+        return f"array jobs (qsub -t, max_aj_tasks from the cell), -tc {self.ctx.forks}"

@@ -1,0 +1,367 @@
+"""The SGE backend: rendering (pure) and behaviour on the real one-host cell.
+
+The real-cell tests hand-write minimal job.sh wrappers (start file, rc file,
+event files, as docs/internals.md describes) and count scheduler calls through
+shim commands (`qsub = "<tmp>/bin/qsub"`) that log and exec the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from xqdecl.backends.base import BackendContext, Liveness, Submission
+from xqdecl.backends.sge import SgeBackend
+from xqdecl.errors import BackendError, SpecError
+from xqdecl.spec import SgeOptions
+
+COMMANDS = ("qsub", "qstat", "qacct", "qdel")
+
+
+# -- helpers -------------------------------------------------------------------------
+@dataclass
+class Bed:
+    """A rundir with job wrappers, shim commands that count calls, and a backend."""
+
+    rundir: Path
+    bin: Path
+    backend: SgeBackend
+    subs: list[Submission]
+
+    def calls(self, command: str) -> list[str]:
+        log = self.bin / f"{command}.calls"
+        return log.read_text().splitlines() if log.exists() else []
+
+    def rc(self, sub: Submission) -> int | None:
+        path = self.rundir / "jobs" / str(sub.index) / f"rc.{sub.trial}"
+        text = path.read_text().strip() if path.exists() else ""
+        return int(text.splitlines()[0]) if text else None
+
+    def wait_rcs(self, subs: Sequence[Submission], limit: float = 90) -> dict[int, int | None]:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            rcs = {s.index: self.rc(s) for s in subs}
+            if all(rc is not None for rc in rcs.values()):
+                return rcs
+            time.sleep(0.2)
+        return {s.index: self.rc(s) for s in subs}
+
+
+def write_job(rundir: Path, index: int, body: str) -> Path:
+    """A minimal wrapper: start file + event, the body, rc file (temp + rename) + event."""
+    meta = rundir / "jobs" / str(index)
+    meta.mkdir(parents=True, exist_ok=True)
+    script = meta / "job.sh"
+    script.write_text(
+        f"""#!/usr/bin/env bash
+t=${{1:-0}} m={meta} ev={rundir}/events
+echo "$(uname -n) $$ $$ $(date +%s)" >"$m/start.$t"
+: >"$ev/{index}.$t.s"
+( {body} ) >"$m/stdout.$t" 2>"$m/stderr.$t"
+rc=$?
+echo "$rc" >"$m/rc.$t.tmp" && mv -f "$m/rc.$t.tmp" "$m/rc.$t"
+: >"$ev/{index}.$t.e"
+exit "$rc"
+"""
+    )
+    return script
+
+
+def write_shims(bindir: Path, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    """Shim commands that log each call and exec the real command (or run an override)."""
+    bindir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for cmd in COMMANDS:
+        real = shutil.which(cmd) or f"/usr/bin/{cmd}"
+        action = (overrides or {}).get(cmd, f'exec {real} "$@"')
+        shim = bindir / cmd
+        shim.write_text(f'#!/bin/sh\necho "$*" >>{bindir}/{cmd}.calls\n{action}\n')
+        shim.chmod(0o755)
+        paths[cmd] = str(shim)
+    return paths
+
+
+def make_bed(
+    tmp_path: Path,
+    n: int,
+    body: str | Callable[[int], str] = "echo job",
+    forks: int = 64,
+    overrides: dict[str, str] | None = None,
+    **options: Any,
+) -> Bed:
+    rundir = tmp_path / "run"
+    (rundir / "events").mkdir(parents=True, exist_ok=True)
+    shims = write_shims(tmp_path / "bin", overrides)
+    opts = SgeOptions(**{**shims, **options})
+    subs = [
+        Submission(
+            index=i, trial=0, name=f"job{i}", group=0, options=opts,
+            script=write_job(rundir, i, body(i) if callable(body) else body),
+        )
+        for i in range(n)
+    ]  # fmt: skip
+    ctx = BackendContext(run="sgetest", rundir=rundir, mounted_rundir=str(rundir), forks=forks)
+    return Bed(rundir, tmp_path / "bin", SgeBackend(opts, ctx), subs)
+
+
+def run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def poll(bed: Bed, jids: list[str], until: Callable[[dict], bool], limit: float = 60) -> dict:
+    deadline = time.monotonic() + limit
+    states: dict = {}
+    while time.monotonic() < deadline:
+        states = run(bed.backend.query(jids))
+        if until(states):
+            return states
+        time.sleep(0.3)
+    return states
+
+
+def every(n: int, *wanted: Liveness) -> Callable[[dict], bool]:
+    """A poll condition: n jobs answered, each in one of the `wanted` states."""
+    return lambda states: len(states) == n and all(st.liveness in wanted for st in states.values())
+
+
+def ctx_for(tmp_path: Path) -> BackendContext:
+    return BackendContext(run="r1", rundir=tmp_path, mounted_rundir="/mnt/wd/r1", forks=8)
+
+
+# -- rendering (no cell needed) --------------------------------------------------------
+def test_directives_from_options() -> None:
+    opts = SgeOptions(
+        queue="all.q", resources=["h_vmem=4G", "h_rt=01:00:00"], pe="smp 4",
+        directives=["-P lab", "#$ -l gpu=1"],
+    )  # fmt: skip
+    backend = SgeBackend(opts, ctx_for(Path("/nonexistent")))
+    assert backend.directives(opts) == [
+        "#$ -q all.q",
+        "#$ -l h_vmem=4G",
+        "#$ -l h_rt=01:00:00",
+        "#$ -pe smp 4",
+        "#$ -P lab",
+        "#$ -l gpu=1",
+    ]
+    assert backend.directives(SgeOptions()) == []
+    assert backend.directives(SgeOptions(pe="mpi 2-8")) == ["#$ -pe mpi 2-8"]
+    assert backend._flags(opts)[:6] == ["-q", "all.q", "-l", "h_vmem=4G", "-l", "h_rt=01:00:00"]
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"queue": "all.q other.q"}, "queue"),
+        ({"queue": ""}, "queue"),
+        ({"resources": ["h_vmem=4G -l x"]}, "resources"),
+        ({"resources": ["-V"]}, "resources"),
+        ({"pe": "smp"}, "pe"),
+        ({"pe": "smp four"}, "pe"),
+        ({"pe": "smp 4 extra"}, "pe"),
+        ({"directives": ["-l a=1\n#$ -l b=2"]}, "directives"),
+        ({"directives": ["  "]}, "directives"),
+    ],
+)
+def test_directives_refuse_values_that_break_the_header(options: dict, field: str) -> None:
+    backend = SgeBackend(SgeOptions(), ctx_for(Path("/nonexistent")))
+    with pytest.raises(SpecError, match=f"scheduler.{field}"):
+        backend.directives(SgeOptions(**options))
+
+
+def test_array_script_text(tmp_path: Path) -> None:
+    opts = SgeOptions(queue="all.q", resources=["h_vmem=1G"])
+    backend = SgeBackend(opts, ctx_for(tmp_path))
+    text = backend.array_script("g0-1", opts)
+    lines = text.splitlines()
+    assert lines[:3] == ["#!/usr/bin/env bash", "#$ -q all.q", "#$ -l h_vmem=1G"]
+    assert "/mnt/wd/r1/arrays/g0-1.tasks" in text
+    assert 'exec bash /mnt/wd/r1/jobs/"$index"/job.sh "$trial"' in text
+
+
+def test_array_script_picks_its_line(tmp_path: Path) -> None:
+    """Run the array script by hand as SGE task 2: it execs job 7's wrapper, trial 2."""
+    rundir = tmp_path / "run"
+    (rundir / "events").mkdir(parents=True)
+    for i in (5, 7):
+        write_job(rundir, i, f"echo ran {i}")
+    backend = SgeBackend(
+        SgeOptions(), BackendContext(run="r", rundir=rundir, mounted_rundir=str(rundir), forks=4)
+    )
+    (rundir / "arrays").mkdir()
+    (rundir / "arrays" / "g0-1.tasks").write_text("5 0\n7 2\n")
+    script = rundir / "arrays" / "g0-1.sh"
+    script.write_text(backend.array_script("g0-1", SgeOptions()))
+    env = {**os.environ, "SGE_TASK_ID": "2"}
+    subprocess.run(["bash", str(script)], env=env, check=True, timeout=30)
+    assert (rundir / "jobs" / "7" / "rc.2").read_text() == "0\n"
+    assert (rundir / "jobs" / "7" / "stdout.2").read_text() == "ran 7\n"
+    assert not (rundir / "jobs" / "5" / "rc.0").exists()
+    env["SGE_TASK_ID"] = "3"  # no such line: a clear failure, not job 5
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert proc.returncode == 97 and "no line for task 3" in proc.stderr
+
+
+# -- the real cell ------------------------------------------------------------------------
+
+
+@pytest.mark.sge
+def test_array_of_30_one_qsub_one_qstat_per_query(sge: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 30, body=lambda i: f"echo out-{i}", queue=sge.queue)
+    t0 = time.monotonic()
+    results = run(bed.backend.submit(bed.subs))
+    submit_s = time.monotonic() - t0
+    calls = bed.calls("qsub")
+    assert len(calls) == 1, calls
+    assert " -t 1-30 -tc 64 " in calls[0] and f"-N xq-sgetest -o {bed.rundir}/arrays/" in calls[0]
+    assert all(r.jid and not r.error for r in results)
+    assert len({r.jid.split(".")[0] for r in results if r.jid}) == 1
+    assert sorted(int(r.jid.split(".")[1]) for r in results if r.jid) == list(range(1, 31))
+    tasks = (bed.rundir / "arrays" / "g0-1.tasks").read_text().splitlines()
+    assert tasks == [f"{i} 0" for i in range(30)]
+    assert "#$ -q " + sge.queue in (bed.rundir / "arrays" / "g0-1.sh").read_text()
+
+    jids = [r.jid for r in results if r.jid]
+    run(bed.backend.query(jids))
+    assert len(bed.calls("qstat")) == 1
+    assert bed.wait_rcs(bed.subs) == dict.fromkeys(range(30), 0)
+    done_s = time.monotonic() - t0
+    assert (bed.rundir / "jobs" / "29" / "stdout.0").read_text() == "out-29\n"
+    # the tasks have left qstat: one qacct per query tells how they ended
+    states = poll(bed, jids, every(30, Liveness.DONE))
+    assert {st.liveness for st in states.values()} == {Liveness.DONE}
+    number = jids[0].split(".")[0]
+    assert bed.calls("qacct") and all(c == f"-j {number}" for c in bed.calls("qacct"))
+    assert len(bed.calls("qacct")) <= len(bed.calls("qstat")) - 1
+    print(f"\n30-task SGE array: submit {submit_s:.2f} s, all rc files after {done_s:.1f} s")
+
+
+@pytest.mark.sge
+def test_throttle_is_respected(sge: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 8, body="sleep 2", forks=3)
+    results = run(bed.backend.submit(bed.subs))
+    jids = [r.jid for r in results if r.jid]
+    assert " -t 1-8 -tc 3 " in bed.calls("qsub")[0]
+    most = 0
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        states = run(bed.backend.query(jids))
+        most = max(most, sum(st.liveness is Liveness.RUNNING for st in states.values()))
+        if all(bed.rc(s) is not None for s in bed.subs):
+            break
+        time.sleep(0.25)
+    assert 1 <= most <= 3
+    spans = []
+    for s in bed.subs:
+        meta = bed.rundir / "jobs" / str(s.index)
+        spans.append(((meta / "start.0").stat().st_mtime, (meta / "rc.0").stat().st_mtime))
+    assert max(sum(a <= t < b for a, b in spans) for t, _ in spans) <= 3
+
+
+@pytest.mark.sge
+def test_retries_become_a_small_array(sge: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 6, body="exit $(( t == 0 ))")
+    run(bed.backend.submit(bed.subs))
+    assert set(bed.wait_rcs(bed.subs).values()) == {1}  # every first trial fails
+    retry = [Submission(s.index, 1, s.name, s.script, s.group, s.options) for s in bed.subs[1:4]]
+    results = run(bed.backend.submit(retry))
+    assert len(bed.calls("qsub")) == 2 and " -t 1-3 " in bed.calls("qsub")[1]
+    assert (bed.rundir / "arrays" / "g0-2.tasks").read_text() == "1 1\n2 1\n3 1\n"
+    assert len({r.jid.split(".")[0] for r in results if r.jid}) == 1
+    assert bed.wait_rcs(retry) == {1: 0, 2: 0, 3: 0}
+
+
+@pytest.mark.sge
+def test_cancel_a_running_array_with_one_qdel(sge: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 5, body="sleep 120")
+    results = run(bed.backend.submit(bed.subs))
+    jids = [r.jid for r in results if r.jid]
+    poll(bed, jids, every(5, Liveness.RUNNING))
+    run(bed.backend.cancel(jids))
+    assert bed.calls("qdel") == [jids[0].split(".")[0]]  # one call, the array number alone
+    states = poll(bed, jids, lambda s: not any(
+        st.liveness in (Liveness.PENDING, Liveness.RUNNING) for st in s.values()))
+    assert not [j for j, st in states.items() if st.liveness is not Liveness.FAILED]
+    run(bed.backend.cancel(jids[:2]))  # cancelling finished jobs again is quietly ignored
+    assert [bool(bed.rc(s)) for s in bed.subs] == [False] * 5  # none got to its end
+
+
+@pytest.mark.sge
+def test_cancel_some_tasks_of_an_array(sge: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 4, body="sleep 120")
+    jids = [r.jid for r in run(bed.backend.submit(bed.subs)) if r.jid]
+    poll(bed, jids, every(4, Liveness.RUNNING))
+    run(bed.backend.cancel(jids[1:3]))
+    assert bed.calls("qdel") == [" ".join(jids[1:3])]
+    states = poll(bed, jids, lambda s: len(s) == 2, limit=30)  # the cancelled left qstat
+    assert set(states) >= {jids[0], jids[3]}
+    run(bed.backend.cancel(jids))
+
+
+@pytest.mark.sge
+def test_error_state_is_failed_with_its_reason_and_deleted(sge: Any, tmp_path: Path) -> None:
+    """A working directory that does not exist puts the job in Eqw: it never runs."""
+    bed = make_bed(tmp_path, 3, directives=[f"-wd {tmp_path}/no/such/dir"])
+    jids = [r.jid for r in run(bed.backend.submit(bed.subs)) if r.jid]
+    states = poll(bed, jids, every(3, Liveness.FAILED))
+    assert {st.liveness for st in states.values()} == {Liveness.FAILED}
+    for st in states.values():
+        assert st.reason.startswith("E") and "chdir" in st.reason, st.reason
+        assert f"{tmp_path}/no/such/dir" in st.reason
+    assert len([c for c in bed.calls("qstat") if c.startswith("-j")]) == 1
+    assert bed.calls("qdel") == [jids[0].split(".")[0]]
+    # deleted: qstat no longer shows it, the backend still tells why it failed
+    shown = subprocess.run(["qstat"], capture_output=True, text=True).stdout
+    assert f" {jids[0].split('.')[0]} " not in shown
+    again = run(bed.backend.query(jids))
+    assert again == states
+    assert len([c for c in bed.calls("qstat") if c.startswith("-j")]) == 1
+
+
+@pytest.mark.sge
+def test_no_array_mode_submits_each_wrapper(sge: Any, tmp_path: Path) -> None:
+    bed = make_bed(tmp_path, 3, array=False, queue=sge.queue, pe="smp 1")
+    results = run(bed.backend.submit(bed.subs))
+    calls = bed.calls("qsub")
+    assert len(calls) == 3
+    assert all(f"-q {sge.queue} -pe smp 1" in c and " -t " not in c for c in calls)
+    assert calls[0].endswith(f"{bed.subs[0].script} 0")
+    assert all(r.jid and r.jid.isdigit() for r in results)
+    assert bed.wait_rcs(bed.subs) == {0: 0, 1: 0, 2: 0}
+    jids = [r.jid for r in results if r.jid]
+    states = poll(bed, jids, every(3, Liveness.DONE))
+    assert {st.liveness for st in states.values()} == {Liveness.DONE}
+
+
+@pytest.mark.sge
+def test_submit_failures(sge: Any, tmp_path: Path) -> None:
+    said = "error: commlib error: got select error (Connection refused)"
+    bed = make_bed(tmp_path, 2, overrides={"qsub": f'echo "{said}" >&2; exit 1'})
+    with pytest.raises(BackendError, match="Connection refused"):
+        run(bed.backend.submit(bed.subs))
+    bed = make_bed(tmp_path / "q", 2, queue="no-such-queue")  # a permanent refusal
+    results = run(bed.backend.submit(bed.subs))
+    assert all(r.jid is None and "qsub failed" in r.error for r in results)
+    assert "no-such-queue" in results[0].error
+
+
+@pytest.mark.sge
+def test_query_failures(sge: Any, tmp_path: Path) -> None:
+    broken = 'echo "error: commlib error: got select error (Connection refused)" >&2; exit 1'
+    bed = make_bed(tmp_path, 1, overrides={"qstat": broken})
+    with pytest.raises(BackendError, match="qstat failed"):
+        run(bed.backend.query(["123.1"]))
+    # no accounting file: the jobs are unknown (the rc file decides), and qacct rests a while
+    no_acct = 'echo "error: can\'t open accounting file" >&2; exit 1'
+    bed = make_bed(tmp_path / "a", 1, overrides={"qacct": no_acct})
+    assert run(bed.backend.query(["999999.1"])) == {}
+    assert run(bed.backend.query(["999999.1"])) == {}
+    assert len(bed.calls("qacct")) == 1
