@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Sequence
 
 from xqdecl.errors import ExitCode, XqdeclError
+from xqdecl.init_spec import SCHEMA_FILE
 from xqdecl.output import MODES, Output
 
 
@@ -45,6 +46,15 @@ def _parser() -> argparse.ArgumentParser:
     lg.add_argument("--stderr", action="store_true")
     lg.add_argument("--trial", type=int, default=None, help="attempt number (default: the last)")
     cmd("schema", "print the JSON Schema of the spec")
+    rp = cmd("report", "write the run's HTML report (counts, timeline, durations, failures)")
+    rp.add_argument("spec")
+    rp.add_argument("--file", "-f", default=None, metavar="PATH",
+                    help="where to write it (default: report.html in the run's folder)")
+    it = cmd("init", "write a commented starter spec (never over an existing file)")
+    it.add_argument("path", nargs="?", default="xqdecl.toml",
+                    help="the spec to write; .yaml/.yml for YAML (default: xqdecl.toml)")
+    it.add_argument("--schema", action="store_true",
+                    help=f"also write {SCHEMA_FILE} beside it and point editors at it")
     return p
 
 
@@ -59,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(_dispatch(args, out))
     except XqdeclError as exc:
         out.error(f"xqdecl: {exc}" if not hasattr(exc, "issues") else str(exc))
+        if out.mode == "json":
+            out.json({"error": str(exc), "issues": getattr(exc, "issues", [str(exc)]),
+                      "exit_code": int(exc.exit_code)})
         return int(exc.exit_code)
     except OSError as exc:  # the machine said no: disk full, permissions, missing folder
         where = f": {exc.filename}" if exc.filename else ""
@@ -94,6 +107,10 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
         return commands.logs(args.spec, out, args.job, args.stderr, args.trial)
     if args.command == "kill":
         return commands.kill(args.spec, out)
+    if args.command == "report":
+        return commands.report(args.spec, out, args.file)
+    if args.command == "init":
+        return commands.init(args.path, out, args.schema)
     raise AssertionError(args.command)
 
 

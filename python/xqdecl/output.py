@@ -44,8 +44,8 @@ class Output:
     def __init__(self, mode: str = "cli", *, err: Console | None = None,
                  out: Console | None = None):
         self.mode = mode if mode in MODES else "cli"
-        self.err = err or Console(stderr=True, highlight=False, soft_wrap=True)
-        self.out = out or Console(highlight=False, soft_wrap=True)
+        self.err = err or _console(stderr=True)
+        self.out = out or _console(stderr=False)
 
     def error(self, text: str) -> None:
         """Always shown, whatever the mode: the user must see why it failed."""
@@ -67,6 +67,14 @@ class Output:
         if self.mode == "cli":
             return CliReporter(self)
         return QuietReporter(self)
+
+
+def _console(stderr: bool) -> Console:
+    """A terminal gets its own width; a pipe or a log file gets room for wide tables."""
+    console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console = Console(stderr=stderr, highlight=False, soft_wrap=True, width=160)
+    return console
 
 
 def done_count(counts: Mapping[str, int]) -> int:
@@ -280,6 +288,32 @@ def print_failures(console: Console, stats: RunStats, shown: int, hint: str) -> 
         console.print(f"... and {more} more failed jobs (xqdecl status SPEC)", markup=False)
     if stats.failures:
         console.print(hint.format(index=stats.failures[0].index), markup=False)
+
+
+def print_status(out: Output, stats: RunStats) -> None:
+    """`xqdecl status` in cli mode: state, counts per group, failed jobs with tails."""
+    if stats.live:
+        state = f"running ({stats.holder})"
+    elif isinstance(stats.meta.get("exit_code"), int):
+        state = f"ended with exit code {stats.meta['exit_code']}"
+    elif stats.meta:
+        state = "not running (its runner stopped before the end)"
+    else:
+        state = "not running"
+    if stats.problem and not stats.groups:
+        out.print(f"run {stats.run}: {stats.problem} in {stats.rundir}")
+        return
+    wall = f", wall time {fmt_duration(stats.elapsed)}" if stats.elapsed is not None else ""
+    out.print(f"run {stats.run}: {state}{wall}")
+    if stats.problem:
+        out.print(f"warning: {stats.problem}")
+    title = counts_line(stats.counts, stats.total)
+    if stats.retried:
+        title += f" | retried {stats.retried}"
+    out.print(summary_table(stats, title))
+    if out.mode == "cli":
+        hint = "see: xqdecl logs SPEC {index} --stderr"
+        print_failures(out.out, stats, len(stats.failures), hint)
 
 
 def summary(out: Output, result: RunResult, group_names: list[str] | None = None) -> None:

@@ -14,6 +14,7 @@ import json
 import math
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,9 @@ DONE = (J.SUCCEEDED, J.FAILED, J.CANCELLED, J.SKIPPED)
 TIMELINE_STATUSES = (J.SUCCEEDED, J.CANCELLED, J.RUNNING, J.FAILED)
 #: the report embeds job names for its tooltips up to this many jobs
 NAMES_LIMIT = 20000
+
+#: reads the last lines of a job file: (index, kind, trial, lines) -> lines
+TailFn = Callable[[int, str, int, int], list[str]]
 
 
 @dataclass
@@ -104,11 +108,16 @@ def job_trials(row: JobRow) -> int:
     return row.trial if row.status == J.QUEUED else row.trial + 1
 
 
-def stderr_tail(rd: RunDir, row: JobRow, lines: int = 5) -> list[str]:
+def local_tail(rd: RunDir) -> TailFn:
+    def read(index: int, kind: str, trial: int, lines: int) -> list[str]:
+        return tail(rd.file(index, kind, trial), lines)
+
+    return read
+
+
+def stderr_tail(read: TailFn, row: JobRow, lines: int = 5) -> list[str]:
     """The last lines of a job's stderr for its last trial, then the runner's notes."""
-    return tail(rd.file(row.idx, "stderr", row.trial), lines) + tail(
-        rd.file(row.idx, "notes", row.trial), lines
-    )
+    return read(row.idx, "stderr", row.trial, lines) + read(row.idx, "notes", row.trial, lines)
 
 
 def _label(group: int, names: Any, first_name: str) -> str:
@@ -125,9 +134,14 @@ def collect(
     failures: int = 10,
     tail_lines: int = 5,
     keep_rows: bool = False,
+    journal: Path | None = None,
+    tail_fn: TailFn | None = None,
 ) -> RunStats:
     """Read a run directory. Never raises for a missing or unreadable journal:
-    `problem` says what was wrong and the rest stays empty."""
+    `problem` says what was wrong and the rest stays empty.
+
+    `journal` and `tail_fn` replace the run directory's own journal and file
+    reads (a copy fetched from a cloud workdir)."""
     rd = RunDir(rundir)
     stats = RunStats(run=run or rd.root.name, rundir=rd.root)
     if rd.lock.exists():
@@ -135,16 +149,18 @@ def collect(
             stats.holder = holder_of(rd.lock)
         except OSError:
             stats.holder = None
-    if not rd.journal.exists():
+    journal = journal or rd.journal
+    if not journal.exists():
         stats.problem = "not started yet (no journal)"
         return stats
     try:
-        reader = JournalReader(rd.journal)
+        reader = JournalReader(journal)
     except (BackendError, OSError) as exc:
         stats.problem = f"the journal cannot be opened: {exc}"
         return stats
     try:
-        _read(stats, reader, rd, group_names, failures, tail_lines, keep_rows)
+        _read(stats, reader, tail_fn or local_tail(rd), group_names, failures, tail_lines,
+              keep_rows)
     except (BackendError, sqlite3.Error) as exc:
         stats.problem = f"the journal is incomplete: {exc}"
     finally:
@@ -152,7 +168,7 @@ def collect(
     return stats
 
 
-def _read(stats: RunStats, reader: JournalReader, rd: RunDir, group_names: list[str] | None,
+def _read(stats: RunStats, reader: JournalReader, read: TailFn, group_names: list[str] | None,
           failures: int, tail_lines: int, keep_rows: bool) -> None:
     with_meta = True
     try:
@@ -186,9 +202,40 @@ def _read(stats: RunStats, reader: JournalReader, rd: RunDir, group_names: list[
     total = stats.meta.get("total")
     stats.total = total if isinstance(total, int) else sum(counts.values())
     stats.failures = [
-        Failure(r.idx, r.name, r.grp, r.rc, r.trial, r.note, stderr_tail(rd, r, tail_lines))
+        Failure(r.idx, r.name, r.grp, r.rc, r.trial, r.note, stderr_tail(read, r, tail_lines))
         for r in failed
     ]
+
+
+def job_json(row: JobRow) -> dict[str, Any]:
+    """One job of `status --output json` (the contract's keys first)."""
+    return {"index": row.idx, "name": row.name, "status": row.status, "rc": row.rc,
+            "trials": job_trials(row), "jid": row.jid, "group": row.grp,
+            "submitted": row.submitted, "started": row.started, "ended": row.ended,
+            "note": row.note}
+
+
+def status_json(stats: RunStats) -> dict[str, Any]:
+    """`status --output json` (documented with its JSON Schema in docs/json-output.md)."""
+    meta = stats.meta
+    return {
+        "run": stats.run,
+        "counts": stats.counts,
+        "jobs": [job_json(r) for r in stats.rows],
+        "live": stats.live,
+        "holder": stats.holder,
+        "rundir": str(stats.rundir),
+        "total": stats.total,
+        "done": stats.done,
+        "started": meta.get("started"),
+        "ended": None if stats.live else meta.get("ended"),
+        "exit_code": None if stats.live else meta.get("exit_code"),
+        "elapsed": None if stats.elapsed is None else round(stats.elapsed, 3),
+        "groups": [g.to_json() for g in stats.groups],
+        "failures": [f.to_json() for f in stats.failures],
+        "failed_total": stats.failed_total,
+        "problem": stats.problem or None,
+    }
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -386,11 +433,14 @@ def render_html(stats: RunStats, now: float | None = None) -> str:
 
 
 def write_report(rundir: str | Path, path: str | Path | None = None,
-                 group_names: list[str] | None = None) -> Path | None:
+                 group_names: list[str] | None = None, journal: Path | None = None,
+                 tail_fn: TailFn | None = None) -> Path | None:
     """Write `<rundir>/report.html` (or `path`); returns where, or None when it
-    could not be written. Never raises for a missing or partial journal."""
+    could not be written. Never raises for a missing or partial journal.
+
+    The runner calls it when a run ends; `xqdecl report SPEC` on demand."""
     stats = collect(rundir, group_names=group_names, failures=50, tail_lines=20,
-                    keep_rows=True)
+                    keep_rows=True, journal=journal, tail_fn=tail_fn)
     target = Path(path) if path is not None else Path(rundir) / "report.html"
     tmp = target.with_name(f".{target.name}.tmp")
     try:
