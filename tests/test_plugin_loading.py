@@ -308,3 +308,29 @@ def test_a_run_without_plugins_raises_no_hooks(tmp_path: Path) -> None:
 
     runner = Runner(xqdecl.load_spec(spec_file(tmp_path, [], n=1)))
     assert runner.hooks is NO_HOOKS and not runner._hooked
+
+
+def test_the_job_view_carries_what_the_contract_lists(make_module: MakeModule,
+                                                      tmp_path: Path) -> None:
+    make_module("view_xq_plugin", """
+        from xqdecl import plugin
+
+        SEEN = []
+
+        @plugin.impl
+        def on_job_succeeded(scheduler, job):
+            SEEN.append((scheduler.name, job.index, job.name, job.cmd, job.metadir,
+                         job.status, job.rc, job.trial, bool(job.jid), job.group))
+    """)
+    spec = tmp_path / "spec.toml"
+    spec.write_text('plugins = ["view_xq_plugin"]\n[[jobs]]\nname = "v-{x}"\n'
+                    'cmd = ["echo", "{x}"]\nmatrix = { x = ["a b"] }\n'
+                    '[[jobs]]\nname = "s"\ncmd = "echo {index}"\n')
+    result = xqdecl.run(spec)
+    assert result.ok
+    seen = sorted(sys.modules["view_xq_plugin"].SEEN)
+    rundir = Path(result.rundir)
+    assert seen == [
+        ("local", 0, "v-a b", ["echo", "a b"], rundir / "jobs" / "0", "succeeded", 0, 0, True, 0),
+        ("local", 1, "s", "echo 1", rundir / "jobs" / "1", "succeeded", 0, 0, True, 1),
+    ]

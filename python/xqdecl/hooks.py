@@ -17,24 +17,51 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 
-@dataclass(slots=True)
 class JobView:
-    """What a hook sees of a job (a snapshot taken when the hook was raised)."""
+    """What a hook sees of a job (a snapshot taken when the hook was raised).
 
-    index: int
-    name: str
-    cmd: str | list[str]
-    metadir: Path
-    status: str
-    rc: int | None
-    trial: int
-    jid: str | None
-    group: int = 0
+    Made with `detail` (a function of the index giving `(cmd, metadir)`), the
+    command and metadir are worked out only when a hook reads them: most hooks
+    never do, and rendering a command again is the dearest part of a view.
+    """
+
+    __slots__ = ("_cmd", "_detail", "_metadir", "group", "index", "jid", "name", "rc",
+                 "status", "trial")
+
+    def __init__(self, index: int, name: str, cmd: str | list[str] | None = None,
+                 metadir: Path | None = None, status: str = "queued", rc: int | None = None,
+                 trial: int = 0, jid: str | None = None, group: int = 0, *,
+                 detail: Callable[[int], tuple[str | list[str], Path]] | None = None):
+        self.index, self.name, self.status, self.rc = index, name, status, rc
+        self.trial, self.jid, self.group = trial, jid, group
+        self._cmd, self._metadir, self._detail = cmd, metadir, detail
+
+    def _load(self) -> None:
+        if self._detail is not None:
+            self._cmd, self._metadir = self._detail(self.index)
+            self._detail = None
+
+    @property
+    def cmd(self) -> str | list[str]:
+        """The command: an argv list, or a string run by bash (placeholders filled)."""
+        if self._cmd is None:
+            self._load()
+        return self._cmd  # type: ignore[return-value]
+
+    @property
+    def metadir(self) -> Path:
+        """`<rundir>/jobs/<index>`, as the runner sees it."""
+        if self._metadir is None:
+            self._load()
+        return self._metadir  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return (f"JobView(index={self.index}, name={self.name!r}, status={self.status!r}, "
+                f"rc={self.rc}, trial={self.trial}, jid={self.jid!r})")
 
 
 class Hooks:
