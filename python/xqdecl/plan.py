@@ -77,12 +77,13 @@ class Plan:
         return render_all(self.spec)
 
     def view(self, row: JobRow, status: str) -> JobView:
-        """What a plugin hook sees of a job (its command is rendered again)."""
-        rendered = render_spec_job(self.spec, job_at(self.spec, row.idx))
-        return JobView(
-            index=row.idx, name=row.name, cmd=rendered.cmd, metadir=self.rundir.metadir(row.idx),
-            status=status, rc=row.rc, trial=row.trial, jid=row.jid, group=row.grp,
-        )
+        """What a plugin hook sees of a job (command and metadir worked out on first use)."""
+        return JobView(index=row.idx, name=row.name, status=status, rc=row.rc, trial=row.trial,
+                       jid=row.jid, group=row.grp, detail=self._view_detail)
+
+    def _view_detail(self, index: int) -> tuple[str | list[str], Path]:
+        rendered = render_spec_job(self.spec, job_at(self.spec, index))
+        return rendered.cmd, self.rundir.metadir(index)
 
     def _snippets(self, name: str, job: RenderedJob) -> list[str]:
         if name not in self.hooks.active:
