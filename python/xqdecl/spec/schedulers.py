@@ -11,7 +11,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from xqdecl.spec.values import Flag, PositiveInt, base_dir, join_path
 
@@ -128,6 +136,12 @@ class ContainerOptions(SchedulerBase):
                 raise ValueError(f"a volume is written host:container, got {volume!r}")
         return value
 
+    @model_validator(mode="after")
+    def _check_user(self) -> ContainerOptions:
+        if self.user is not None and self.runtime == "apptainer":
+            raise ValueError("apptainer runs jobs as the submitting user: drop `user`")
+        return self
+
 
 class GbatchOptions(SchedulerBase):
     """Google Cloud Batch; `job_config` is passed through to the job definition."""
@@ -138,6 +152,12 @@ class GbatchOptions(SchedulerBase):
     machine_type: str | None = None
     image: str | None = None
     job_config: dict[str, Any] = {}
+    #: gs://BUCKET[/FOLDER] holding the workdir: mounted on the VMs where they see the
+    #: workdir (`mounted_workdir`, else the workdir's own path)
+    bucket: Annotated[str, Field(pattern=r"^gs://[^/\s]+(/\S*)?$")] | None = None
+    cpus: PositiveInt | None = None  # computeResource.cpuMilli = 1000 * cpus
+    mem: Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*([KMGTkmgt]i?[Bb]?)?\s*$")] | None = None
+    gcloud: str = "gcloud"
 
 
 SCHEDULER_MODELS: dict[str, type[SchedulerBase]] = {

@@ -1,0 +1,213 @@
+"""Containers: each job runs in its own docker or podman container, or apptainer.
+
+The runner-side process of a job is the runtime's client (`podman run --rm
+...`), started detached exactly like a local job (the local backend does the
+spawning, the pidfd watch and the process-group bookkeeping; only the argv
+differs). Inside, the job's wrapper runs with the run directory mounted where
+the wrapper expects it (`mounted_workdir/<run>`, by default the same path), so
+the status files land where the poller reads them. A cancel stops the
+containers themselves (one `stop` for many), then the clients.
+
+docker and podman start a tiny bash init as the container's PID 1: it forwards
+TERM to the wrapper and leaves the wrapper an ordinary process (PID 1 ignores
+signals it has no handler for, even KILL from inside the container).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import shlex
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission, Submitted
+from xqdecl.backends.local import CANCEL_GRACE, LocalBackend, _start_ticks
+from xqdecl.errors import BackendError
+from xqdecl.layout import tail
+from xqdecl.spec import ContainerOptions
+
+#: PID 1 of docker/podman containers: runs the wrapper ($0 = script, $1 = trial) as a
+#: child, forwards TERM/INT/HUP to it, exits with its status
+INIT = (
+    "trap 'kill -TERM \"$c\" 2>/dev/null' TERM INT HUP; "
+    '"${BASH:-bash}" "$0" "$1" & c=$!; '
+    'while :; do wait "$c"; s=$?; kill -0 "$c" 2>/dev/null || exit "$s"; done'
+)
+#: runtime errors that only say the container is already gone
+GONE = ("no such container", "no container with name", "is not running")
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def command_line(
+    options: ContainerOptions, *, rundir: str, mounted_rundir: str, index: int, trial: int,
+    name: str, cwd: str | None = None,
+) -> list[str]:
+    """The argv that runs job `index` (trial `trial`) in a container: a pure function."""
+    script = f"{mounted_rundir.rstrip('/')}/jobs/{index}/job.sh"
+    mounts: list[tuple[str, str]] = [
+        (v.split(":")[0], v.split(":")[1]) for v in options.volumes
+    ]
+    binds = []
+    # the job's cwd, when nothing mounts it at its own path already (parents first)
+    covered = any(h == c and _inside(cwd or "/", h) for h, c in mounts)
+    covered = covered or (rundir == mounted_rundir and _inside(cwd or "/", rundir))
+    if cwd and cwd != "/" and not covered:
+        binds.append(f"{cwd}:{cwd}")
+    binds.append(f"{rundir}:{mounted_rundir}")
+    binds.extend(options.volumes)
+    shell = shlex.split(options.entrypoint or "bash")
+    if options.runtime == "apptainer":
+        argv = ["apptainer", "exec"]
+        for bind in binds:
+            argv += ["--bind", bind]
+        return [*argv, *options.runtime_args, options.image, *shell, script, str(trial)]
+    argv = [options.runtime, "run", "--rm", "--name", name]
+    for bind in binds:
+        argv += ["-v", bind]
+    if options.user:
+        argv += ["--user", options.user]
+    argv += ["--entrypoint", shell[0], *options.runtime_args, options.image, *shell[1:]]
+    return [*argv, "-c", INIT, script, str(trial)]
+
+
+def wrapper_cwd(script: Path) -> str | None:
+    """The folder a rendered wrapper enters (its `cd -- DIR || ...` line), if any."""
+    try:
+        with open(script, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("cd -- "):
+                    return shlex.split(line)[2]
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+class ContainerBackend(LocalBackend):
+    name = "container"
+    arrays = False
+    options_model: ClassVar[type[BaseModel]] = ContainerOptions
+    lost_grace = 5.0  # the client ends after the container: the rc file is already there
+    command_timeout = float(os.environ.get("XQDECL_CONTAINER_TIMEOUT", "60"))
+
+    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+        super().__init__(options, ctx)
+        digest = hashlib.sha1(str(ctx.rundir).encode()).hexdigest()[:6]
+        self._prefix = f"xq-{ctx.run}-{digest}"
+        self._runtime: dict[str, str] = {}  # jid -> runtime (a group may pick another)
+        self._logs: dict[str, Path] = {}  # jid -> the client's output
+
+    async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
+        loop = asyncio.get_running_loop()
+        results = []
+        for sub in batch:
+            opts = sub.options
+            assert isinstance(opts, ContainerOptions)
+            name = f"{self._prefix}-{sub.index}-{sub.trial}"
+            argv = command_line(
+                opts, rundir=str(self.ctx.rundir), mounted_rundir=self.ctx.mounted_rundir,
+                index=sub.index, trial=sub.trial, name=name, cwd=wrapper_cwd(sub.script),
+            )
+            log = self.ctx.rundir / "jobs" / str(sub.index) / f"runtime.{sub.trial}"
+            try:  # the client's own output (pull errors, bad options) goes to `log`
+                fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    actions = [(os.POSIX_SPAWN_DUP2, self._devnull, 0),
+                               (os.POSIX_SPAWN_DUP2, fd, 1), (os.POSIX_SPAWN_DUP2, fd, 2)]
+                    program = shutil.which(argv[0]) or argv[0]
+                    pid = os.posix_spawn(program, argv, self._env, file_actions=actions,
+                                         setsid=True)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                results.append(Submitted(sub.index, None, f"cannot start {argv[0]}: {exc}"))
+                continue
+            jid = f"{pid}.{_start_ticks(pid)}:{name}"
+            self._children[jid] = pid
+            self._runtime[jid] = opts.runtime
+            self._logs[jid] = log
+            with contextlib.suppress(OSError):
+                self._fds[pid] = os.pidfd_open(pid)
+                loop.add_reader(self._fds[pid], self._on_exit, jid, pid)
+            results.append(Submitted(sub.index, jid))
+        return results
+
+    async def query(self, jids: Sequence[str]) -> dict[str, JobState]:
+        states = await super().query(jids)
+        for jid, state in states.items():
+            if state.liveness is Liveness.FAILED and jid in self._logs:
+                said = tail(self._logs[jid], 1)
+                if said:  # the runtime's own complaint names the cause
+                    states[jid] = JobState(state.liveness, f"{state.reason}: {said[0][:300]}")
+        return states
+
+    @staticmethod
+    def _alive(jid: str) -> bool:
+        return LocalBackend._alive(jid.partition(":")[0])
+
+    @staticmethod
+    def _from_start_info(info: str) -> str | None:
+        return None  # the wrapper's pid is in the container's namespace, not ours
+
+    # -- cancel -----------------------------------------------------------------------
+    async def cancel(self, jids: Sequence[str]) -> None:
+        grace = max(1, round(CANCEL_GRACE))
+        await self._containers(jids, ["stop", "-t", str(grace)], CANCEL_GRACE)
+        await super().cancel(jids)
+
+    async def kill_now(self, jids: Sequence[str]) -> None:
+        with contextlib.suppress(BackendError):
+            await self._containers(jids, ["kill"], 0)
+        await super().kill_now(jids)
+
+    async def _containers(self, jids: Sequence[str], verb: list[str], grace: float) -> None:
+        """One `<runtime> stop|kill NAME...` per runtime for the given jobs' containers."""
+        default = getattr(self.options, "runtime", "podman")
+        by_runtime: dict[str, list[str]] = {}
+        for jid in jids:
+            runtime = self._runtime.get(jid, default)
+            name = jid.partition(":")[2]
+            if name and runtime != "apptainer":
+                by_runtime.setdefault(runtime, []).append(name)
+        for runtime, names in by_runtime.items():
+            rc, err = await self._run([runtime, *verb, *names], grace + self.command_timeout)
+            lines = [ln for ln in err.splitlines() if ln.strip()]
+            if rc != 0 and not all(any(g in ln.lower() for g in GONE) for ln in lines):
+                raise BackendError(f"{runtime} {verb[0]} failed: {(lines or [f'exit {rc}'])[-1]}")
+
+    async def _run(self, argv: list[str], timeout: float) -> tuple[int, str]:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise BackendError(f"cannot run {argv[0]}: {exc}") from None
+        try:
+            _, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            raise BackendError(f"{argv[0]} {argv[1]} did not answer within {timeout:g} s") from None
+        return proc.returncode or 0, err.decode(errors="replace")
+
+    def release(self, jid: str) -> None:
+        super().release(jid)
+        self._runtime.pop(jid, None)
+        self._logs.pop(jid, None)
+
+    def describe_group(self, count: int, options: BaseModel) -> str:
+        runtime = getattr(options, "runtime", "?")
+        image = getattr(options, "image", "?")
+        return f"one {runtime} container of {image} per job, at most {self.ctx.forks} in flight"
+

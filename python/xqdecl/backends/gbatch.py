@@ -1,0 +1,289 @@
+"""Google Cloud Batch: each chunk of a group becomes one Batch job of `taskCount` tasks.
+
+Like Slurm arrays: a chunk is written as `arrays/<id>.tasks` (line k = "<index>
+<trial>" of task k) and `arrays/<id>.sh`, whose task k (`BATCH_TASK_INDEX`)
+execs the job's own wrapper; `arrays/<id>.json` is the job definition given
+to `gcloud batch jobs submit NAME --config FILE`. The tasks read these files and
+write their status files under `mounted_workdir` on the VMs, so the run
+directory must be on storage both sides see: a bucket mounted with Cloud
+Storage FUSE on the runner's host (the workdir) and on the VMs (`bucket`,
+mounted at `mounted_workdir`). Job ids are `<batch job name>.<task>`; liveness
+is one `gcloud batch jobs list` per project and location for every job of the
+run (found by its label), and a cancel deletes whole Batch jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hashlib
+import json
+import os
+import re
+import shlex
+import time
+from collections.abc import Sequence
+from itertools import groupby
+from pathlib import PurePosixPath
+from typing import Any, ClassVar
+
+from pydantic import BaseModel
+
+from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
+from xqdecl.errors import BackendError
+from xqdecl.spec import GbatchOptions
+
+#: Batch limits: tasks per task group, parallel tasks per job
+MAX_TASKS = 100_000
+MAX_PARALLELISM = 5_000
+#: job state -> liveness of every task of the job (a task's rc file still decides)
+STATES = {
+    "STATE_UNSPECIFIED": Liveness.PENDING, "QUEUED": Liveness.PENDING,
+    "SCHEDULED": Liveness.PENDING, "RUNNING": Liveness.RUNNING,
+    "SUCCEEDED": Liveness.DONE, "FAILED": Liveness.FAILED,
+    "CANCELLATION_IN_PROGRESS": Liveness.FAILED, "CANCELLED": Liveness.FAILED,
+    "DELETION_IN_PROGRESS": Liveness.FAILED,
+}  # fmt: skip
+TRANSIENT = re.compile(r"UNAVAILABLE|DEADLINE_EXCEEDED|RESOURCE_EXHAUSTED|timed? ?out|"
+                       r"connection|try again|\b(429|500|502|503|504)\b", re.I)
+_MEM = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?", re.I)
+
+
+def slug(text: str, size: int) -> str:
+    """Lowercase letters, digits and '-' (Batch job names, label values)."""
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:size].strip("-")
+
+
+def mebibytes(mem: str) -> int:
+    """'4G', '512M', '4096' (MiB) -> MiB."""
+    m = _MEM.fullmatch(mem.strip())
+    if not m:
+        raise ValueError(f"cannot read memory {mem!r}: write e.g. 512M or 4G")
+    scale = {"": 1, "K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}[m[2].upper()]
+    return max(1, int(float(m[1]) * scale))
+
+
+def merge(base: Any, over: Any) -> Any:
+    """`over` merged into `base`: dicts key by key, lists of dicts item by item."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
+        return out
+    if isinstance(base, list) and isinstance(over, list) and all(
+        isinstance(v, dict) for v in (*base, *over)
+    ):
+        n = max(len(base), len(over))
+        return [merge(base[i], over[i]) if i < min(len(base), len(over))
+                else copy.deepcopy((over if i < len(over) else base)[i]) for i in range(n)]
+    return copy.deepcopy(over)
+
+
+def job_config(options: GbatchOptions, *, script: str, count: int, parallelism: int,
+               labels: dict[str, str], mount_path: str, timeout: float | None = None
+               ) -> dict[str, Any]:
+    """The Batch job definition (the REST `Job` resource) of one array: a pure function."""
+    if options.image:
+        runnable: dict[str, Any] = {"container": {
+            "imageUri": options.image, "entrypoint": "bash", "commands": [script]}}
+    else:
+        runnable = {"script": {"text": f"exec bash {shlex.quote(script)}"}}
+    spec: dict[str, Any] = {"runnables": [runnable], "maxRetryCount": 0}
+    resources = {}
+    if options.cpus:
+        resources["cpuMilli"] = options.cpus * 1000
+    if options.mem:
+        resources["memoryMib"] = mebibytes(options.mem)
+    if resources:
+        spec["computeResource"] = resources
+    if timeout:  # the wrapper times out first; this is the backstop
+        spec["maxRunDuration"] = f"{int(timeout) + 120}s"
+    if options.bucket:
+        remote = options.bucket.removeprefix("gs://").rstrip("/")
+        spec["volumes"] = [{"gcs": {"remotePath": remote}, "mountPath": mount_path}]
+    group = {"taskCount": count, "parallelism": max(1, min(parallelism, count, MAX_PARALLELISM)),
+             "taskSpec": spec}
+    config: dict[str, Any] = {"taskGroups": [group], "labels": labels,
+                              "logsPolicy": {"destination": "CLOUD_LOGGING"}}
+    if options.machine_type:
+        config["allocationPolicy"] = {"instances": [{"policy": {
+            "machineType": options.machine_type}}]}
+    return merge(config, options.job_config) if options.job_config else config
+
+
+class GbatchBackend(Backend):
+    name = "gbatch"
+    arrays = True
+    options_model: ClassVar[type[BaseModel]] = GbatchOptions
+    poll_interval = 2.0
+    query_interval = 20.0  # Batch allows 15,000 reads a minute per region: be a good tenant
+    sweep_interval = 60.0
+    lost_grace = 120.0  # a FUSE-mounted bucket may show the rc file late
+    command_timeout = float(os.environ.get("XQDECL_GBATCH_TIMEOUT", "120"))
+
+    @classmethod
+    def default_forks(cls) -> int:
+        return 1000
+
+    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+        super().__init__(options, ctx)
+        self.run_label = hashlib.sha1(str(ctx.rundir).encode()).hexdigest()[:12]
+        self._where: dict[str, tuple[str | None, str | None]] = {}  # job -> (project, location)
+        self._seq = 0
+
+    def _cmd(self, options: BaseModel, *args: str) -> list[str]:
+        assert isinstance(options, GbatchOptions)
+        argv = [options.gcloud, *args]
+        argv += ["--location", options.location] if options.location else []
+        return argv + (["--project", options.project] if options.project else [])
+
+    async def _run(self, argv: list[str]) -> tuple[int, str, str]:
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except OSError as exc:
+            raise BackendError(f"cannot run {argv[0]}: {exc}") from None
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), self.command_timeout)
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise BackendError(f"{' '.join(argv[:4])} did not answer within "
+                               f"{self.command_timeout:g} s") from None
+        return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+
+    # -- submit -------------------------------------------------------------------------
+    async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
+        def key(s: Submission) -> tuple[int, str]:
+            return s.group, s.options.model_dump_json()
+
+        results: list[Submitted] = []
+        for (group, _), subs in groupby(sorted(batch, key=lambda s: (key(s), s.index)), key):
+            chunk_list = list(subs)
+            for start in range(0, len(chunk_list), MAX_TASKS):
+                chunk = chunk_list[start : start + MAX_TASKS]
+                results += await self._submit_array(group, chunk, any(r.jid for r in results))
+        return results
+
+    def _new_id(self, group: int) -> str:
+        arrays = self.ctx.rundir / "arrays"
+        arrays.mkdir(parents=True, exist_ok=True)
+        while True:
+            self._seq += 1
+            aid = f"g{group}-{self._seq}"
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(arrays / f"{aid}.tasks", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                return aid
+
+    def array_script(self, aid: str) -> str:
+        root = self.ctx.mounted_rundir.rstrip("/")
+        arrays, jobs = shlex.quote(f"{root}/arrays"), shlex.quote(f"{root}/jobs")
+        return f"""#!/usr/bin/env bash
+# xqdecl array {aid} of run {self.ctx.run}: task k runs line k+1 of {aid}.tasks
+k=${{BATCH_TASK_INDEX:?not a Batch task}}
+mapfile -s "$k" -n 1 line <{arrays}/{aid}.tasks
+read -r index trial <<<"${{line[0]:-}}"
+if [ -z "${{index:-}}" ]; then echo "xqdecl: {aid}.tasks has no line for task $k" >&2; exit 97; fi
+exec bash {jobs}/"$index"/job.sh "$trial"
+"""
+
+    async def _submit_array(self, group: int, chunk: list[Submission], submitted: bool
+                            ) -> list[Submitted]:
+        options = chunk[0].options
+        assert isinstance(options, GbatchOptions)
+        aid = self._new_id(group)
+        arrays = self.ctx.rundir / "arrays"
+        (arrays / f"{aid}.tasks").write_text("".join(f"{s.index} {s.trial}\n" for s in chunk))
+        (arrays / f"{aid}.sh").write_text(self.array_script(aid))
+        stamp = format(time.time_ns() // 1_000_000, "x")
+        name = f"xq-{slug(self.ctx.run, 24)}-{self.run_label[:6]}-{slug(aid, 12)}-{stamp}"
+        labels = {"xqdecl-run": self.run_label, "xqdecl-name": slug(self.ctx.run, 63)}
+        root = self.ctx.mounted_rundir.rstrip("/")
+        config = job_config(options, script=f"{root}/arrays/{aid}.sh", count=len(chunk),
+                            parallelism=self.ctx.forks, labels=labels, timeout=chunk[0].timeout,
+                            mount_path=str(PurePosixPath(root).parent))
+        path = arrays / f"{aid}.json"
+        path.write_text(json.dumps(config, indent=1))
+        argv = self._cmd(options, "batch", "jobs", "submit", name, "--config", str(path),
+                         "--format=json")
+        try:
+            rc, out, err = await self._run(argv)
+        except BackendError as exc:
+            if not submitted:
+                raise
+            return [Submitted(s.index, None, str(exc)) for s in chunk]
+        if rc != 0:
+            said = (err.strip() or out.strip() or f"exit status {rc}").splitlines()[-1]
+            if TRANSIENT.search(said) and not submitted:
+                raise BackendError(f"gcloud batch jobs submit failed: {said}")
+            return [Submitted(s.index, None, f"gcloud batch jobs submit failed: {said}")
+                    for s in chunk]
+        with contextlib.suppress(ValueError, AttributeError):
+            name = json.loads(out).get("name", name).rsplit("/", 1)[-1]
+        self._where[name] = (options.project, options.location)
+        return [Submitted(s.index, f"{name}.{k}") for k, s in enumerate(chunk)]
+
+    # -- query --------------------------------------------------------------------------
+    def _jobs(self, jids: Sequence[str]) -> dict[tuple[str | None, str | None], set[str]]:
+        """Batch job names by (project, location)."""
+        default = (getattr(self.options, "project", None), getattr(self.options, "location", None))
+        out: dict[tuple[str | None, str | None], set[str]] = {}
+        for jid in jids:
+            name = jid.rpartition(".")[0]
+            out.setdefault(self._where.get(name, default), set()).add(name)
+        return out
+
+    async def query(self, jids: Sequence[str]) -> dict[str, JobState]:
+        states: dict[str, JobState] = {}
+        found: dict[str, JobState] = {}
+        for (project, location), _names in self._jobs(jids).items():
+            opts = self.options.model_copy(update={"project": project, "location": location})
+            argv = self._cmd(opts, "batch", "jobs", "list",
+                             f"--filter=labels.xqdecl-run={self.run_label}", "--format=json")
+            rc, out, err = await self._run(argv)
+            if rc != 0:
+                raise BackendError(f"gcloud batch jobs list failed: {(err.strip() or out)[-300:]}")
+            try:
+                listed = json.loads(out or "[]")
+            except ValueError:
+                raise BackendError(f"gcloud batch jobs list: not JSON: {out[:200]!r}") from None
+            for job in listed if isinstance(listed, list) else []:
+                name = str(job.get("name", "")).rsplit("/", 1)[-1]
+                word = str((job.get("status") or {}).get("state", "STATE_UNSPECIFIED"))
+                liveness = STATES.get(word, Liveness.PENDING)
+                found[name] = JobState(liveness, word if liveness is Liveness.FAILED else "")
+        for jid in jids:
+            state = found.get(jid.rpartition(".")[0])
+            if state is not None:
+                states[jid] = state
+        return states
+
+    # -- cancel -------------------------------------------------------------------------
+    async def cancel(self, jids: Sequence[str]) -> None:
+        """Delete the Batch jobs of these tasks (Batch stops whole jobs, not single tasks)."""
+        limit = asyncio.Semaphore(8)
+        errors: list[str] = []
+
+        async def delete(project: str | None, location: str | None, name: str) -> None:
+            opts = self.options.model_copy(update={"project": project, "location": location})
+            async with limit:
+                rc, out, err = await self._run(
+                    self._cmd(opts, "batch", "jobs", "delete", name, "--quiet"))
+            if rc != 0 and "not found" not in (err + out).lower():
+                errors.append(f"{name}: {(err.strip() or out.strip())[-200:]}")
+
+        await asyncio.gather(*(delete(p, loc, n) for (p, loc), names in self._jobs(jids).items()
+                               for n in sorted(names)))
+        if errors:
+            raise BackendError("gcloud batch jobs delete failed: " + "; ".join(errors))
+
+    def describe_group(self, count: int, options: BaseModel) -> str:
+        chunks = -(-count // MAX_TASKS)
+        return (f"{chunks} Batch job(s) of up to {MAX_TASKS} tasks, "
+                f"{min(self.ctx.forks, MAX_PARALLELISM)} in parallel")
