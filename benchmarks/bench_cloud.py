@@ -68,12 +68,9 @@ def main() -> None:
         if not m:
             continue
         method, path = m.groups()
-        if method == "GET" and ("list-type" in path or "prefix=" in path):
-            kind = "LIST"
-        else:
-            kind = method
-        where = "events" if "/events/" in path or "prefix=runs%2Fcloud%2Fevents" in path \
-            or "events" in path else ("journal" if "journal.db" in path else "jobs")
+        listing = method == "GET" and ("list-type" in path or "prefix=" in path)
+        kind = "LIST" if listing else method
+        where = "events" if "events" in path else "journal" if "journal.db" in path else "jobs"
         ops[f"{kind} {where}"] += 1
     n = args.jobs
     print(f"{n} jobs, exit {proc.returncode}, wall {wall:.1f}s")
