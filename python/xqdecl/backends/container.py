@@ -105,6 +105,7 @@ class ContainerBackend(LocalBackend):
         self._prefix = f"xq-{ctx.run}-{digest}"
         self._runtime: dict[str, str] = {}  # jid -> runtime (a group may pick another)
         self._logs: dict[str, Path] = {}  # jid -> the client's output
+        self._final: dict[str, JobState] = {}  # jid -> how its client ended
 
     async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
         loop = asyncio.get_running_loop()
@@ -148,6 +149,11 @@ class ContainerBackend(LocalBackend):
                 said = tail(self._logs[jid], 1)
                 if said:  # the runtime's own complaint names the cause
                     states[jid] = JobState(state.liveness, f"{state.reason}: {said[0][:300]}")
+            if state.liveness in (Liveness.DONE, Liveness.FAILED):
+                self._final[jid] = states[jid]  # said again until released (lost_grace > 0)
+        for jid in jids:
+            if jid not in states and jid in self._final:
+                states[jid] = self._final[jid]
         return states
 
     @staticmethod
@@ -205,6 +211,7 @@ class ContainerBackend(LocalBackend):
         super().release(jid)
         self._runtime.pop(jid, None)
         self._logs.pop(jid, None)
+        self._final.pop(jid, None)
 
     def describe_group(self, count: int, options: BaseModel) -> str:
         runtime = getattr(options, "runtime", "?")
