@@ -124,11 +124,13 @@ def test_unusable_rc_never_reports(new_poller, tmp_path: Path, content: bytes) -
 
 
 def test_unreadable_and_odd_files(new_poller, tmp_path: Path) -> None:
-    r = make_rundir(tmp_path, 2)
+    r = make_rundir(tmp_path, 3)
     p = new_poller(str(r))
-    p.watch([(0, 0), (1, 0)])
+    p.watch([(0, 0), (1, 0), (2, 0)])
     (r / "jobs/0/rc.0").mkdir()  # a folder where a file belongs
     os.symlink(r / "nowhere", r / "jobs/1/rc.0")  # dangling link
+    os.mkfifo(r / "jobs/2/rc.0")  # must not block a pass
+    put(r, "events/2.0.e")
     (r / "events/sub").mkdir()
     assert p.poll_events() == [] and p.sweep() == []
     assert entries(r) == ["sub"]

@@ -14,7 +14,7 @@ use super::Poller;
 /// Jobs looked at per step of a big events pass.
 const STEP_JOBS: usize = 8192;
 /// From this many jobs in one step, their files are looked at on `threads` threads.
-const PARALLEL_MIN: usize = 256;
+const PARALLEL_MIN: usize = 64;
 
 /// One events pass in progress (see `Poller::events_begin`).
 #[derive(Debug)]

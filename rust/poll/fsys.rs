@@ -1,7 +1,7 @@
 //! The few filesystem calls of a poll pass, and the stat signature that gates reads.
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,6 +43,18 @@ pub fn stat(path: &Path) -> Option<Sig> {
     fs::metadata(path).ok().map(|m| Sig::of(&m))
 }
 
+/// Open a file for reading and `fstat` it: one path walk instead of two when the
+/// file is then read. Non-blocking, so a FIFO in place of a file cannot hang a pass.
+pub fn open_stat(path: &Path) -> Option<(File, Sig)> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    let sig = Sig::of(&file.metadata().ok()?);
+    Some((file, sig))
+}
+
 /// True when `stat` succeeds.
 pub fn exists(path: &Path) -> bool {
     fs::metadata(path).is_ok()
@@ -57,8 +69,7 @@ pub fn now_ns() -> i64 {
 }
 
 /// The first bytes (at most RC_READ_LIMIT) of a file; None when it cannot be read.
-pub fn read_head(path: &Path, buf: &mut [u8; RC_READ_LIMIT]) -> Option<usize> {
-    let mut file = File::open(path).ok()?;
+pub fn read_head(mut file: File, buf: &mut [u8; RC_READ_LIMIT]) -> Option<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match file.read(&mut buf[filled..]) {
@@ -92,9 +103,12 @@ mod tests {
         assert!(s.is_recent(now_ns()));
         assert!(!s.is_recent(s.mtime_ns + RECENT_NS));
         let mut buf = [0u8; RC_READ_LIMIT];
-        assert_eq!(read_head(&p, &mut buf), Some(3));
+        let (file, sig) = open_stat(&p).unwrap();
+        assert_eq!(sig, s);
+        assert_eq!(read_head(file, &mut buf), Some(3));
         assert_eq!(&buf[..3], b"12\n");
-        assert_eq!(read_head(d.path(), &mut buf), None); // a folder
+        let (dir, _) = open_stat(d.path()).unwrap();
+        assert_eq!(read_head(dir, &mut buf), None); // a folder opens, but does not read
         unlink_quietly(&p);
         unlink_quietly(&p);
         assert!(!exists(&p));

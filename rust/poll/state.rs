@@ -64,18 +64,19 @@ impl Job {
         }
     }
 
-    /// Look at the job's files: one stat of the rc file (a read only when its
-    /// signature changed or is too recent), and one stat of the start file
-    /// while no start was reported.
+    /// Look at the job's files: the rc file is opened and `fstat`-ed (one path
+    /// walk: a missing file costs what a `stat` would), and read only when its
+    /// signature changed or is too recent to trust; then one stat of the start
+    /// file while no start was reported.
     pub fn observe(&self, now_ns: i64) -> Obs {
         let mut obs = Obs::default();
-        if let Some(sig) = fsys::stat(&self.rc_path) {
+        if let Some((file, sig)) = fsys::open_stat(&self.rc_path) {
             if self.rc_sig != Some(sig) || sig.is_recent(now_ns) {
                 if sig.size == 0 {
                     obs.unusable = Some(sig);
                 } else {
                     let mut buf = [0u8; RC_READ_LIMIT];
-                    if let Some(n) = fsys::read_head(&self.rc_path, &mut buf) {
+                    if let Some(n) = fsys::read_head(file, &mut buf) {
                         match parse_rc(&buf[..n]) {
                             Some(rc) => {
                                 obs.rc = Some(rc);
