@@ -18,7 +18,7 @@ import xqdecl
 from tests.conformance import BackendConformance
 from xqdecl import journal as J
 from xqdecl.backends.base import BackendContext, Liveness, Submission
-from xqdecl.backends.ssh import SshBackend
+from xqdecl.backends.ssh import SshBackend, _Server
 from xqdecl.errors import BackendError, ExitCode
 from xqdecl.spec import SshOptions
 
@@ -128,13 +128,13 @@ def test_submit_returns_at_once_and_cancel_kills(tmp_path: Path, ssh_server: Any
     other = {**ssh_server.server(), "host": "localhost"}
     backend = backend_for(tmp_path, scheduler_of(ssh_server, ssh_server.server(), other))
     scripts: list[str] = []
-    original = SshBackend._run
+    original = _Server.run
 
-    async def counting(self: SshBackend, srv: Any, script: str, *a: Any, **k: Any) -> Any:
+    async def counting(self: _Server, script: str, timeout: float) -> Any:
         scripts.append(script)
-        return await original(self, srv, script, *a, **k)
+        return await original(self, script, timeout)
 
-    monkeypatch.setattr(SshBackend, "_run", counting)
+    monkeypatch.setattr(_Server, "run", counting)
 
     async def go() -> None:
         try:
@@ -165,7 +165,7 @@ def test_submit_returns_at_once_and_cancel_kills(tmp_path: Path, ssh_server: Any
             await backend.close()
 
     asyncio.run(go())
-    assert not list(Path("/tmp").glob(f"{backend._dir or 'no-such'}*"))
+    assert backend._dir.startswith("/tmp/xq-ssh-") and not Path(backend._dir).exists()
 
 
 def test_reattach_from_start_info(tmp_path: Path, ssh_server: Any) -> None:

@@ -1,14 +1,15 @@
 """SSH: jobs run detached on a set of hosts that share the workdir's filesystem.
 
 Each server gets one multiplexed master connection (ControlMaster, its socket
-in a short private folder under /tmp, ControlPersist as an idle timeout so a
-dead runner leaves nothing behind). Every call then costs one session on that
-connection: one `bash -s` per server starts all the jobs of a batch as session
-leaders (`setsid bash job.sh <trial> &`), one per server reads `/proc` for all
-its jobs in a poll, one per server cancels. The remote host needs bash,
-setsid and a Linux /proc; nothing of xqdecl.
+in a short private folder under /tmp; ControlPersist is its idle timeout, so a
+dead runner leaves nothing behind). Every call is then one session on that
+connection running `bash -s` with a script on stdin: one per server starts all
+the jobs of a batch there as session leaders (`setsid bash job.sh TRIAL &`),
+one per server reads /proc for all its jobs in a poll, one per server cancels
+(TERM to each process group, KILL after a grace). The remote host needs bash,
+setsid and a Linux /proc, nothing of xqdecl.
 
-Job ids are `<server index>:<pid>.<start ticks>`; the start time (field 22 of
+Job ids are `<server index>:<pid>.<start ticks>`: the start time (field 22 of
 /proc/<pid>/stat) guards against a recycled pid.
 """
 
@@ -36,22 +37,20 @@ from xqdecl.spec import SshOptions
 
 log = logging.getLogger("xqdecl.backends.ssh")
 
-#: read /proc/$p/stat into the positional parameters: $1 = state, ${20} = start ticks
+#: /proc/$p/stat into the positional parameters: $1 = state, ${20} = start ticks
 _STAT = 'read -r l </proc/"$p"/stat 2>/dev/null && set -- ${l##*") "}'
 #: `start INDEX SCRIPT TRIAL`: a detached session leader; prints "J index pid ticks"
-_START = """\
-start() {
+_START = """start() {
   setsid bash "$2" "$3" </dev/null >/dev/null 2>&1 &
   i=$1 p=$!
   STAT && echo "J $i $p ${20}" || echo "J $i $p"
 }
 """.replace("STAT", _STAT)
-#: "pid.ticks state" of each live pid of PIDS (parse_ps reads it)
-_QUERY = 'for p in PIDS; do ' + _STAT + ' && echo "$p.${20} $1"; done\n'
-#: SIG to the process group of each JIDS (pid.ticks) whose start time matches, wait up to
-#: TICKS tenths of a second for the leaders to end, then KILL what is left of the groups
-_SIGNAL = """\
-left= all=
+#: "pid.ticks state" of each live pid of PIDS (what liveness.parse_ps reads)
+_QUERY = "for p in PIDS; do " + _STAT + ' && echo "$p.${20} $1"; done\n'
+#: SIG to the group of each of JIDS (pid.ticks) whose start time matches; up to TICKS
+#: tenths of a second for the leaders to end; then KILL what is left of the groups
+_SIGNAL = """left= all=
 for j in JIDS; do
   p=${j%%.*}; STAT && [ "${20}" = "${j#*.}" ] || continue
   kill -SIG -- -"$p" 2>/dev/null; left="$left $p"; all="$all $p"
@@ -63,266 +62,246 @@ while [ -n "$left" ] && [ "$n" -lt TICKS ]; do
   left=$still
 done
 for p in $all; do kill -KILL -- -"$p" 2>/dev/null; done
-echo ok
 """.replace("STAT", _STAT)
+_FACTS = "uname -n; sed -n 's/^btime //p' /proc/stat; getconf CLK_TCK"
 
 
 @dataclass(eq=False)
 class _Server:
+    """One host and its master connection."""
+
     index: int
     label: str  # user@host:port, for messages
     argv: list[str]  # ssh and its options, without the destination
     dest: str
-    up: bool | None = None  # None: not tried yet
+    control: str = ""  # the master's socket (set on first use)
+    up: bool | None = None  # None: not tried (or to check again)
     error: str = ""
     tried: float = 0.0
     jobs: set[str] = field(default_factory=set)  # our jids in flight there
-    placing: int = 0  # jobs being started there right now (by concurrent submits)
+    placing: int = 0  # jobs being started there by concurrent submits
+    facts: list[str] = field(default_factory=list)  # hostname, boot time, clock ticks/s
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    facts: list[str] = field(default_factory=list)  # hostname, btime, clock ticks/s
 
-
-class SshBackend(Backend):
-    name = "ssh"
-    arrays = False
-    options_model: ClassVar[type[BaseModel]] = SshOptions
-    poll_interval = 1.0
-    query_interval = 5.0
-    sweep_interval = 30.0
-    lost_grace = 30.0  # a shared filesystem may show the rc file late
-    command_timeout = float(os.environ.get("XQDECL_SSH_TIMEOUT", "60"))
-    connect_timeout = 10
-    #: seconds before a server found unreachable is tried again
-    retry_down = 30.0
-    #: seconds the jobs of a server that stopped answering are assumed alive
-    unreachable_grace = 120.0
-    persist = 300  # ControlPersist: the master's idle timeout
-
-    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
-        super().__init__(options, ctx)
-        self._dir = ""
-        self._servers: list[_Server] = []
-        self._by_key: dict[tuple[object, ...], _Server] = {}
-        self._silent_since: dict[int, float] = {}
-        self._pool(options)  # the run's servers come first: indexes stay stable on resume
-
-    # -- servers ----------------------------------------------------------------------
-    def _pool(self, options: BaseModel) -> list[_Server]:
-        assert isinstance(options, SshOptions)
-        pool = []
-        for s in options.servers:
-            key = (s.host, s.port, s.user, s.keyfile, tuple(options.ssh_options))
-            srv = self._by_key.get(key)
-            if srv is None:
-                argv = ["ssh", *options.ssh_options, "-o", "BatchMode=yes"]
-                argv += ["-o", f"ConnectTimeout={self.connect_timeout}"]
-                argv += ["-o", "ServerAliveInterval=15", "-p", str(s.port)]
-                argv += ["-l", s.user] if s.user else []
-                argv += ["-i", s.keyfile] if s.keyfile else []
-                label = f"{s.user + '@' if s.user else ''}{s.host}:{s.port}"
-                srv = _Server(len(self._servers), label, argv, s.host)
-                self._servers.append(srv)
-                self._by_key[key] = srv
-            pool.append(srv)
-        return pool
-
-    def _control(self, srv: _Server) -> str:
-        if not self._dir:
-            self._dir = tempfile.mkdtemp(prefix="xq-ssh-", dir="/tmp")
-        return f"{self._dir}/{srv.index}"
-
-    def _argv(self, srv: _Server, command: str) -> list[str]:
-        control = ["-o", f"ControlPath={self._control(srv)}", "-o", "ControlMaster=no"]
-        return [*srv.argv, *control, srv.dest, command]
-
-    async def _ensure(self, srv: _Server) -> bool:
-        """Whether the server answers; (re)opens its master connection if need be."""
-        async with srv.lock:
-            if srv.up and os.path.exists(self._control(srv)):
+    async def ensure(self, retry_after: float, timeout: float, persist: int) -> bool:
+        """Whether the server answers; (re)opens the master connection if need be."""
+        async with self.lock:
+            if self.up and os.path.exists(self.control):
                 return True
-            if srv.up is False and time.monotonic() - srv.tried < self.retry_down:
+            if self.up is False and time.monotonic() - self.tried < retry_after:
                 return False
-            srv.tried = time.monotonic()
-            error = await self._open(srv)
-            if error:
-                if srv.up is not False or error != srv.error:
-                    log.warning("ssh server %s is unreachable: %s", srv.label, error)
-                srv.up, srv.error = False, error
-                return False
-            if srv.up is False:
-                log.warning("ssh server %s is reachable again", srv.label)
-            srv.up, srv.error = True, ""
-            return True
+            self.tried = time.monotonic()
+            error = await self._open(timeout, persist)
+            if error and (self.up is not False or error != self.error):
+                log.warning("ssh server %s is unreachable: %s", self.label, error)
+            elif not error and self.up is False:
+                log.warning("ssh server %s is reachable again", self.label)
+            self.up, self.error = not error, error
+            return self.up
 
-    async def _open(self, srv: _Server) -> str:
-        """Start the master connection and read the host's facts; '' or the error."""
-        path = self._control(srv)
-        if os.path.exists(path):  # a master that may be stale: end it, start afresh
-            await self._exit_master(srv)
-        master = [*srv.argv, "-o", f"ControlPath={path}", "-o", "ControlMaster=yes"]
-        master += ["-o", f"ControlPersist={self.persist}", "-N", "-f", srv.dest]
-        # the master stays in the background with our stderr: a file, never a pipe
-        with tempfile.TemporaryFile(dir=self._dir) as err:
+    async def _open(self, timeout: float, persist: int) -> str:
+        """Start the master and read the host's facts: '' or the error."""
+        await self.exit_master()
+        argv = [*self.argv, "-o", f"ControlPath={self.control}", "-o", "ControlMaster=yes",
+                "-o", f"ControlPersist={persist}", "-N", "-f", self.dest]
+        # the master lives on in the background with our stderr: a file, never a pipe
+        with tempfile.TemporaryFile() as err:
             try:
                 proc = await asyncio.create_subprocess_exec(
-                    *master, stdin=asyncio.subprocess.DEVNULL,
-                    stdout=asyncio.subprocess.DEVNULL, stderr=err,
-                )
+                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                    stderr=err)
+                rc = await asyncio.wait_for(proc.wait(), timeout)
             except OSError as exc:
                 return f"cannot run ssh: {exc}"
-            try:
-                rc = await asyncio.wait_for(proc.wait(), self.connect_timeout + 20)
             except TimeoutError:
                 with contextlib.suppress(ProcessLookupError):
                     proc.kill()
                 await proc.wait()
-                return f"no answer within {self.connect_timeout + 20} s"
+                return f"no answer within {timeout:g} s"
             err.seek(0)
             said = [ln for ln in err.read().decode(errors="replace").splitlines() if ln.strip()]
         if rc != 0:
             return said[-1] if said else f"ssh exited with status {rc}"
         try:
-            rc, out, text = await self._run(srv, "uname -n; sed -n 's/^btime //p' /proc/stat; "
-                                            "getconf CLK_TCK", check=False)
+            rc, out, text = await self.run(_FACTS, timeout)
         except BackendError as exc:
             return str(exc)
-        if rc != 0:
-            return text or f"exit status {rc}"
-        srv.facts = out.split()
-        return ""
+        self.facts = out.split()
+        return "" if rc == 0 else text or f"exit status {rc}"
 
-    async def _run(self, srv: _Server, script: str, timeout: float | None = None,
-                   check: bool = True) -> tuple[int, str, str]:
-        """Run `script` with bash on the server: (status, stdout, last stderr line)."""
-        argv = self._argv(srv, "bash -s")
-        limit = timeout or self.command_timeout
+    async def run(self, script: str, timeout: float) -> tuple[int, str, str]:
+        """`script` run by bash there: (status, stdout, last stderr line); 255 is ssh's."""
+        argv = [*self.argv, "-o", f"ControlPath={self.control}", "-o", "ControlMaster=no",
+                self.dest, "bash -s"]
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
+                stderr=asyncio.subprocess.PIPE)
         except OSError as exc:
             raise BackendError(f"cannot run ssh: {exc}") from None
         try:
-            out, err = await asyncio.wait_for(proc.communicate(script.encode()), limit)
+            out, err = await asyncio.wait_for(proc.communicate(script.encode()), timeout)
         except (TimeoutError, asyncio.CancelledError) as exc:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
             await proc.wait()
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            raise BackendError(f"ssh {srv.label} did not answer within {limit:g} s") from None
+            raise BackendError(f"ssh {self.label} did not answer within {timeout:g} s") from None
         lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
-        said = lines[-1] if lines else ""
-        rc = proc.returncode or 0
-        if check and rc == 255:  # ssh's own failure: the connection, not the script
-            raise BackendError(f"ssh {srv.label}: {said or 'connection failed'}")
-        return rc, out.decode(errors="replace"), said
+        return proc.returncode or 0, out.decode(errors="replace"), lines[-1] if lines else ""
+
+    async def exit_master(self) -> None:
+        if not self.control or not os.path.exists(self.control):
+            return
+        argv = [*self.argv, "-o", f"ControlPath={self.control}", "-O", "exit", self.dest]
+        with contextlib.suppress(OSError, TimeoutError):
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL)
+            await asyncio.wait_for(proc.wait(), 10)
+        with contextlib.suppress(OSError):
+            os.unlink(self.control)
+
+
+class SshBackend(Backend):
+    name = "ssh"
+    arrays = False
+    options_model: ClassVar[type[BaseModel]] = SshOptions
+    query_interval = 5.0
+    lost_grace = 30.0  # a shared filesystem may show the rc file late
+    command_timeout = float(os.environ.get("XQDECL_SSH_TIMEOUT", "60"))
+    connect_timeout = 10
+    retry_down = 30.0  # seconds before an unreachable server is tried again
+    unreachable_grace = 120.0  # seconds the jobs of a silent server are assumed alive
+    persist = 300  # ControlPersist: the master's idle timeout
+
+    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+        super().__init__(options, ctx)
+        self._dir = ""  # made on first use: short socket paths, private to us
+        self._servers: list[_Server] = []
+        self._by_key: dict[tuple[object, ...], _Server] = {}
+        self._silent_since: dict[int, float] = {}
+        self._pool(options)  # the run's servers come first: indexes stay stable on resume
+
+    def _pool(self, options: BaseModel) -> list[_Server]:
+        """The servers of these options (registered on first sight)."""
+        assert isinstance(options, SshOptions)
+        pool = []
+        for s in options.servers:
+            key = (s.host, s.port, s.user, s.keyfile, tuple(options.ssh_options))
+            if key not in self._by_key:
+                argv = ["ssh", *options.ssh_options, "-o", "BatchMode=yes", "-o",
+                        f"ConnectTimeout={self.connect_timeout}", "-o", "ServerAliveInterval=15",
+                        "-p", str(s.port), *(["-l", s.user] if s.user else []),
+                        *(["-i", s.keyfile] if s.keyfile else [])]
+                i = len(self._servers)
+                label = f"{s.user + '@' if s.user else ''}{s.host}:{s.port}"
+                self._servers.append(_Server(i, label, argv, s.host))
+                self._by_key[key] = self._servers[-1]
+            pool.append(self._by_key[key])
+        return pool
+
+    async def _ensure(self, srv: _Server) -> bool:
+        if not self._dir:
+            self._dir = tempfile.mkdtemp(prefix="xq-ssh-", dir="/tmp")
+        srv.control = srv.control or f"{self._dir}/{srv.index}"
+        return await srv.ensure(self.retry_down, self.connect_timeout + 20, self.persist)
 
     # -- submit -------------------------------------------------------------------------
     async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
         results: list[Submitted] = []
-        groups: dict[tuple[int, ...], list[Submission]] = {}
+        pools: dict[tuple[int, ...], list[Submission]] = {}
         for sub in batch:
-            pool = self._pool(sub.options)
-            groups.setdefault(tuple(s.index for s in pool), []).append(sub)
-        for indexes, subs in groups.items():
+            pools.setdefault(tuple(s.index for s in self._pool(sub.options)), []).append(sub)
+        for indexes, subs in pools.items():
             pool = [self._servers[i] for i in indexes]
-            results.extend(await self._submit_pool(pool, subs, any(r.jid for r in results)))
+            results += await self._place(pool, subs, any(r.jid for r in results))
         return results
 
-    async def _submit_pool(self, pool: list[_Server], subs: list[Submission],
-                           submitted: bool) -> list[Submitted]:
+    async def _place(self, pool: list[_Server], subs: list[Submission], submitted: bool
+                     ) -> list[Submitted]:
+        """Start `subs` on the least loaded reachable servers of `pool`; one call each."""
         results: list[Submitted] = []
         while subs:
             ups = await asyncio.gather(*(self._ensure(s) for s in pool))
             live = [s for s, up in zip(pool, ups, strict=True) if up]
             if not live:
-                why = "; ".join(f"{s.label}: {s.error}" for s in pool)
+                why = "no ssh server is reachable (" + "; ".join(
+                    f"{s.label}: {s.error}" for s in pool) + ")"
                 if not (submitted or results):
-                    raise BackendError(f"no ssh server is reachable ({why})")
-                return results + [Submitted(s.index, None, f"no ssh server is reachable "
-                                            f"({why})") for s in subs]
+                    raise BackendError(why)  # the runner retries, then ends the run (exit 4)
+                return results + [Submitted(s.index, None, why) for s in subs]
             plan: dict[int, list[Submission]] = {}
-            for sub in subs:  # the least loaded server, counting jobs being placed
+            for sub in subs:
                 target = min(live, key=lambda s: (len(s.jobs) + s.placing, s.index))
                 target.placing += 1
                 plan.setdefault(target.index, []).append(sub)
             try:
-                done = await asyncio.gather(
-                    *(self._start(self._servers[i], part) for i, part in plan.items())
-                )
+                done = await asyncio.gather(*(self._start(self._servers[i], part)
+                                              for i, part in plan.items()))
             finally:
                 for i, part in plan.items():
                     self._servers[i].placing -= len(part)
-            subs = []
-            for started, again in done:
-                results.extend(started)
-                subs.extend(again)  # their server failed: try the others
+            subs = [s for started, again in done for s in again]  # their server went away
+            results += [r for started, again in done for r in started]
         return results
 
     async def _start(self, srv: _Server, subs: list[Submission]
                      ) -> tuple[list[Submitted], list[Submission]]:
-        """Start `subs` on one server in one call: (results, jobs to place elsewhere)."""
+        """One call starting `subs` on `srv`: (results, jobs to place elsewhere)."""
         root = self.ctx.mounted_rundir.rstrip("/")
-        lines = [_START]
-        lines += [f"start {s.index} {shlex.quote(f'{root}/jobs/{s.index}/job.sh')} {s.trial}"
-                  for s in subs]
+        script = _START + "".join(
+            f"start {s.index} {shlex.quote(f'{root}/jobs/{s.index}/job.sh')} {s.trial}\n"
+            for s in subs)
         try:
-            rc, out, said = await self._run(srv, "\n".join(lines) + "\n")
-        except BackendError as exc:
-            srv.up, srv.error = False, str(exc)
-            log.warning("ssh server %s failed while starting jobs: %s", srv.label, exc)
-            return [], subs
-        pids: dict[int, str] = {}
+            rc, out, said = await srv.run(script, self.command_timeout)
+        except BackendError as exc:  # it may have started some: never start them twice
+            return [Submitted(s.index, None, str(exc)) for s in subs], []
+        pids = {}
         for line in out.splitlines():
             parts = line.split()
             if len(parts) >= 3 and parts[0] == "J" and parts[1].isdigit():
                 pids[int(parts[1])] = f"{srv.index}:{parts[2]}.{''.join(parts[3:4])}"
-        results = []
-        for sub in subs:
-            jid = pids.get(sub.index)
-            if jid is None:
-                why = said or f"exit status {rc}"
-                results.append(Submitted(sub.index, None, f"could not start on {srv.label}: {why}"))
-                continue
-            srv.jobs.add(jid)
-            results.append(Submitted(sub.index, jid))
-        return results, []
+        srv.jobs.update(pids.values())
+        results = [Submitted(s.index, pids[s.index]) for s in subs if s.index in pids]
+        rest = [s for s in subs if s.index not in pids]
+        if rc == 255 and rest:  # the connection failed: these never ran
+            srv.up, srv.error = False, said or "connection lost"
+            log.warning("ssh server %s failed while starting jobs: %s", srv.label, srv.error)
+            return results, rest
+        why = f"could not start on {srv.label}: {said or f'exit status {rc}'}"
+        return results + [Submitted(s.index, None, why) for s in rest], []
 
     # -- query --------------------------------------------------------------------------
     def _split(self, jids: Sequence[str]) -> dict[int, dict[str, str]]:
-        """jids by server index: {index: {"pid.ticks": jid}} (malformed jids dropped)."""
+        """{server index: {"pid.ticks": jid}} (jids of no known server dropped)."""
         out: dict[int, dict[str, str]] = {}
         for jid in jids:
             idx, sep, local = jid.partition(":")
-            pid = local.partition(".")[0]
-            if sep and idx.isdigit() and int(idx) < len(self._servers) and pid.isdigit():
+            known = sep and idx.isdigit() and int(idx) < len(self._servers)
+            if known and local.partition(".")[0].isdigit():
                 out.setdefault(int(idx), {})[local] = jid
         return out
 
     async def query(self, jids: Sequence[str]) -> dict[str, JobState]:
         by_server = self._split(jids)
-        if not by_server:
-            return {}
         answers = await asyncio.gather(
-            *(self._query_one(self._servers[i], m) for i, m in by_server.items()),
-            return_exceptions=True,
-        )
+            *(self._query_one(self._servers[i], mine) for i, mine in by_server.items()),
+            return_exceptions=True)
         states: dict[str, JobState] = {}
         errors = []
         now = time.monotonic()
         for (i, mine), answer in zip(by_server.items(), answers, strict=True):
-            if isinstance(answer, BaseException):
-                if not isinstance(answer, BackendError):
-                    raise answer
-                errors.append(str(answer))
-                first = self._silent_since.setdefault(i, now)
-                if now - first < self.unreachable_grace:  # assume they live on, for a while
-                    states.update(dict.fromkeys(mine.values(), JobState(Liveness.RUNNING)))
+            if isinstance(answer, dict):
+                self._silent_since.pop(i, None)
+                states.update(answer)
                 continue
-            self._silent_since.pop(i, None)
-            states.update(answer)
+            if not isinstance(answer, BackendError):
+                raise answer
+            errors.append(str(answer))
+            if now - self._silent_since.setdefault(i, now) < self.unreachable_grace:
+                states.update(dict.fromkeys(mine.values(), JobState(Liveness.RUNNING)))
         if errors and len(errors) == len(by_server):
             raise BackendError("; ".join(errors))
         return states
@@ -331,13 +310,11 @@ class SshBackend(Backend):
         if not await self._ensure(srv):
             raise BackendError(f"ssh server {srv.label} is unreachable: {srv.error}")
         pids = " ".join(sorted({local.partition(".")[0] for local in mine}))
-        try:
-            _, out, _ = await self._run(srv, _QUERY.replace("PIDS", pids))
-        except BackendError:
-            srv.up = None  # check the connection again next time
-            raise
-        found = liveness.parse_ps(out, set(mine))
-        return {mine[local]: state for local, state in found.items()}
+        rc, out, said = await srv.run(_QUERY.replace("PIDS", pids), self.command_timeout)
+        if rc == 255:
+            srv.up = None  # look at the connection again next time
+            raise BackendError(f"ssh {srv.label}: {said or 'connection failed'}")
+        return {mine[k]: st for k, st in liveness.parse_ps(out, set(mine)).items()}
 
     # -- cancel -------------------------------------------------------------------------
     async def cancel(self, jids: Sequence[str]) -> None:
@@ -347,49 +324,43 @@ class SshBackend(Backend):
         await self._signal(jids, "KILL", 0)
 
     async def _signal(self, jids: Sequence[str], sig: str, grace: float) -> None:
-        by_server = self._split(jids)
-
         async def one(srv: _Server, mine: dict[str, str]) -> None:
             if not await self._ensure(srv):
                 raise BackendError(f"ssh server {srv.label} is unreachable: {srv.error}")
-            text = _SIGNAL.replace("JIDS", " ".join(mine)).replace("TICKS", str(int(grace * 10)))
-            text = text.replace("SIG", sig)
-            await self._run(srv, text, timeout=grace + self.command_timeout)
+            script = _SIGNAL.replace("JIDS", " ".join(mine)).replace("SIG", sig)
+            script = script.replace("TICKS", str(int(grace * 10)))
+            rc, _, said = await srv.run(script, grace + self.command_timeout)
+            if rc == 255:
+                raise BackendError(f"ssh {srv.label}: {said or 'connection failed'}")
 
         answers = await asyncio.gather(
-            *(one(self._servers[i], m) for i, m in by_server.items()), return_exceptions=True
-        )
-        errors = [str(a) for a in answers if isinstance(a, BaseException)]
-        if errors:
+            *(one(self._servers[i], m) for i, m in self._split(jids).items()),
+            return_exceptions=True)
+        if errors := [str(a) for a in answers if isinstance(a, BaseException)]:
             raise BackendError("cancelling failed: " + "; ".join(errors))
 
     # -- resume -------------------------------------------------------------------------
     async def reattach(self, jid: str | None, start_info: str) -> str | None:
-        if jid:
-            found = await super().reattach(jid, start_info)
-        else:
-            found = await self._from_start_info(start_info)
+        found = await super().reattach(jid, start_info) if jid else (
+            await self._from_start_info(start_info))
         if found:
             self._servers[int(found.partition(":")[0])].jobs.add(found)
         return found
 
     async def _from_start_info(self, info: str) -> str | None:
-        """'host pid epoch' written by a wrapper -> its jid, when that process lives."""
+        """'host pid epoch' of a wrapper -> its jid, when that process lives there."""
         parts = info.split()
         if len(parts) < 3 or not parts[1].isdigit():
             return None
         for srv in self._servers:
-            if not await self._ensure(srv) or len(srv.facts) < 3 or srv.facts[0] != parts[0]:
+            if not await self._ensure(srv) or srv.facts[:1] != parts[:1] or len(srv.facts) < 3:
                 continue
-            p = parts[1]
-            _, out, _ = await self._run(srv, f"p={p}; {_STAT} && echo ${{20}}", check=False)
-            ticks = out.strip()
-            if not ticks.isdigit():
-                continue
+            _, out, _ = await srv.run(f"p={parts[1]}; {_STAT} && echo ${{20}}",
+                                      self.command_timeout)
             with contextlib.suppress(ValueError, ZeroDivisionError):
-                started = float(srv.facts[1]) + int(ticks) / float(srv.facts[2])
-                if abs(started - float(parts[2])) < 5:
-                    return f"{srv.index}:{p}.{ticks}"
+                started = float(srv.facts[1]) + int(out) / float(srv.facts[2])
+                if abs(started - float(parts[2])) < 5:  # written right after it started
+                    return f"{srv.index}:{parts[1]}.{int(out)}"
         return None
 
     def release(self, jid: str) -> None:
@@ -397,25 +368,10 @@ class SshBackend(Backend):
         if idx.isdigit() and int(idx) < len(self._servers):
             self._servers[int(idx)].jobs.discard(jid)
 
-    async def _exit_master(self, srv: _Server) -> None:
-        path = self._control(srv)
-        argv = [*srv.argv, "-o", f"ControlPath={path}", "-O", "exit", srv.dest]
-        with contextlib.suppress(OSError, TimeoutError):
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-            )
-            await asyncio.wait_for(proc.wait(), 10)
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-
     async def close(self) -> None:
-        for srv in self._servers:
-            if self._dir and os.path.exists(self._control(srv)):
-                await self._exit_master(srv)
+        await asyncio.gather(*(s.exit_master() for s in self._servers))
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
-            self._dir = ""
 
     def describe_group(self, count: int, options: BaseModel) -> str:
         hosts = ", ".join(s.label for s in self._pool(options))
