@@ -234,6 +234,8 @@ def show(rows: list[Row]) -> None:
     print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(cols))) + "|")
     for r in rows:
         wall = f"{r.wall:.1f}" if r.finished else f"did not finish in {r.cap:.0f}"
+        if r.note.startswith(("exit", "killed", "no result")) or "Error" in r.note:
+            wall = f"crashed at {r.wall:.1f}" if r.wall < r.cap else wall
         mean = sum(r.per_poll) / len(r.per_poll) if r.per_poll else 0.0
         c = r.calls
         cells = [r.tool + (f" ({r.note})" if r.note else ""), str(r.jobs), wall,
