@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from xqdecl.journal import STATUSES
-from xqdecl.report import DONE, RunStats, collect, fmt_duration
+from xqdecl.report import DONE, RunStats, collect, ensure_report, fmt_duration
 from xqdecl.runner import Reporter, RunResult
 
 MODES = ("cli", "json", "quiet")
@@ -91,10 +91,17 @@ class QuietReporter(Reporter):
 
     def __init__(self, out: Output):
         self.out = out
+        self.since = time.time()
+
+    def start(self, run: str, total: int, counts: dict[str, int]) -> None:
+        self.since = time.time()
 
     def message(self, text: str) -> None:
         if self.out.mode == "json":
             print(text, file=sys.stderr, flush=True)
+
+    def finish(self, result: RunResult) -> None:
+        ensure_report(result.rundir, self.since)
 
 
 class Rate:
@@ -137,11 +144,13 @@ class CliReporter(Reporter):
         self.group_totals: list[int] = []
         self.group_counts: Sequence[Mapping[str, int]] = ()
         self.live: Live | None = None
+        self.since = time.time()
 
     # -- the Reporter interface --------------------------------------------------------
     def start(self, run: str, total: int, counts: dict[str, int]) -> None:
         self.run, self.total, self.counts = run, total, counts
         self.t0 = time.monotonic()
+        self.since = time.time()
         self.next = self.t0 + self.every
         self.done0 = done_count(counts)
         self.rate.add(self.t0, self.done0)
@@ -178,6 +187,7 @@ class CliReporter(Reporter):
         if self.live is not None:
             self.live.stop()
             self.live = None
+        ensure_report(result.rundir, self.since, self.group_names or None)
         summary(self.out, result, group_names=self.group_names or None)
 
     # -- drawing -------------------------------------------------------------------------

@@ -452,6 +452,20 @@ def write_report(rundir: str | Path, path: str | Path | None = None,
     return target
 
 
+def ensure_report(rundir: str | Path, since: float,
+                  group_names: list[str] | None = None) -> Path | None:
+    """Write the report unless the runner already wrote one after `since` (epoch)."""
+    target = Path(rundir) / "report.html"
+    try:
+        if target.stat().st_mtime >= since:
+            return target
+    except OSError:
+        pass
+    if not (Path(rundir) / "journal.db").exists():
+        return None
+    return write_report(rundir, group_names=group_names)
+
+
 _CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;color:#1d2330;
 background:#f6f7f9}
