@@ -354,6 +354,43 @@ def test_submit_failures(sge: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.sge
+def test_chunks_of_max_aj_tasks_and_a_failed_chunk(sge: Any, tmp_path: Path) -> None:
+    # the second qsub fails after the first went in: no exception (that would resubmit
+    # the first chunk), an error for each job of the failed chunk only
+    said = "error: commlib error: got select error (Connection refused)"
+    flaky = (f'[ "$(wc -l <{tmp_path}/bin/qsub.calls)" = 2 ] && {{ echo "{said}" >&2; exit 1; }}'
+             '\nexec qsub "$@"')
+    bed = make_bed(tmp_path, 25, overrides={"qsub": flaky})
+    bed.backend._max_tasks = 10
+    results = sorted(run(bed.backend.submit(bed.subs)), key=lambda r: r.index)
+    calls = bed.calls("qsub")
+    assert [c.split(" -t ")[1].split()[0] for c in calls] == ["1-10", "1-10", "1-5"]
+    assert [bool(r.jid) for r in results] == [True] * 10 + [False] * 10 + [True] * 5
+    assert "Connection refused" in results[10].error
+    assert [r.jid.split(".")[1] for r in results[20:] if r.jid] == ["1", "2", "3", "4", "5"]
+    assert set(bed.wait_rcs(bed.subs[:10] + bed.subs[20:]).values()) == {0}
+
+
+@pytest.mark.sge
+def test_a_qsub_that_hangs_after_submitting_leaves_no_orphan(sge: Any, tmp_path: Path) -> None:
+    hangs = f'{shutil.which("qsub")} "$@"; exec sleep 60'
+    bed = make_bed(tmp_path, 2, body="sleep 60", overrides={"qsub": hangs})
+    bed.backend.command_timeout = 3.0
+    with pytest.raises(BackendError, match="did not answer"):
+        run(bed.backend.submit(bed.subs))
+    assert [c.split()[:2] for c in bed.calls("qstat")] == [["-j", "xq-sgetest"]]
+    assert len(bed.calls("qdel")) == 1  # the array qsub made although it timed out
+    number = bed.calls("qdel")[0]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        shown = subprocess.run(["qstat"], capture_output=True, text=True).stdout.split()
+        if number not in shown:
+            break
+        time.sleep(0.5)
+    assert number not in shown
+
+
+@pytest.mark.sge
 def test_query_failures(sge: Any, tmp_path: Path) -> None:
     broken = 'echo "error: commlib error: got select error (Connection refused)" >&2; exit 1'
     bed = make_bed(tmp_path, 1, overrides={"qstat": broken})
@@ -365,3 +402,39 @@ def test_query_failures(sge: Any, tmp_path: Path) -> None:
     assert run(bed.backend.query(["999999.1"])) == {}
     assert run(bed.backend.query(["999999.1"])) == {}
     assert len(bed.calls("qacct")) == 1
+
+
+@pytest.mark.sge
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_100_true_jobs_through_the_runner(sge: Any, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The number in docs/backends.md: 100 jobs of `true`, one qsub, one qstat per poll."""
+    import xqdecl
+
+    queries: list[int] = []
+    original = SgeBackend.query
+
+    async def counting(self: SgeBackend, jids: Any) -> Any:
+        queries.append(len(jids))
+        return await original(self, jids)
+
+    monkeypatch.setattr(SgeBackend, "query", counting)
+    shims = write_shims(tmp_path / "bin")
+    spec = xqdecl.spec_from_dict({
+        "name": "hundred", "workdir": str(tmp_path / "wd"), "forks": 64,
+        "scheduler": {"type": "sge", "queue": sge.queue, **shims},
+        "jobs": [{"name": "t{i}", "cmd": ["true"], "matrix": {"i": {"range": [0, 100]}}}],
+    }, base_dir=tmp_path)  # fmt: skip
+    t0 = time.monotonic()
+    result = asyncio.run(xqdecl.Runner(spec).run())
+    wall = time.monotonic() - t0
+    assert result.ok and result.counts == {"succeeded": 100}
+    calls = {c: (tmp_path / "bin" / f"{c}.calls") for c in COMMANDS}
+    count = {c: len(p.read_text().splitlines()) if p.exists() else 0 for c, p in calls.items()}
+    qstat_j = sum(ln.startswith("-j") for ln in calls["qstat"].read_text().splitlines()) \
+        if calls["qstat"].exists() else 0
+    assert count["qsub"] == 1
+    assert count["qstat"] - qstat_j == len(queries)  # one plain qstat per poll
+    assert count["qacct"] <= len(queries) and count["qdel"] == 0
+    print(f"\n100 x true on SGE: {wall:.1f} s wall, {len(queries)} polls, calls {count}")
