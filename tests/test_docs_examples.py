@@ -28,6 +28,21 @@ from tests.conftest import REPO
 
 Xq = Callable[..., tuple[int, str, str]]
 
+
+@pytest.fixture
+def xq(capfd: pytest.CaptureFixture[str]) -> Xq:
+    """The CLI in this process (the docs have many quick specs: no interpreter
+    start-up per call): (exit code, stdout, stderr)."""
+    from xqdecl.cli import main
+
+    def call(*args: str, timeout: float = 0) -> tuple[int, str, str]:
+        capfd.readouterr()
+        code = main(list(args))
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    return call
+
 DOCS = sorted([REPO / "README.md", *(REPO / "docs").glob("*.md")])
 FENCE = re.compile(r"^```([^\n`]*)\n(.*?)^```\s*$", re.M | re.S)
 

@@ -20,6 +20,24 @@ Xq = Callable[..., tuple[int, str, str]]
 Write = Callable[..., Path]
 
 
+@pytest.fixture
+def xq(capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Xq:
+    """The CLI in this process (no interpreter start-up per call): (code, stdout, stderr).
+    Runs that must be watched from outside are started as subprocesses."""
+    from xqdecl.cli import main
+
+    def call(*args: str, cwd: Path | None = None) -> tuple[int, str, str]:
+        capfd.readouterr()
+        with monkeypatch.context() as m:
+            if cwd is not None:
+                m.chdir(cwd)
+            code = main(list(args))
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    return call
+
+
 def _json(xq: Xq, *args: str, code: int = 0) -> dict:
     rc, out, err = xq(*args, "--output", "json")
     assert rc == code, (rc, out, err)
