@@ -141,9 +141,13 @@ def test_submit_returns_at_once_and_cancel_kills(tmp_path: Path, ssh_server: Any
             [first] = await backend.submit([sleeper(backend, 0)])  # connects both servers
             scripts.clear()
             t0 = time.monotonic()
-            done = await backend.submit([sleeper(backend, i) for i in range(1, 11)])
+            subs = [sleeper(backend, i) for i in range(1, 11)]
+            # the runner submits a fill as parallel chunks (submission_batch)
+            chunks = await asyncio.gather(*(backend.submit(subs[i:i + 3]) for i in (0, 3, 6, 9)))
+            done = [d for chunk in chunks for d in chunk]
+            assert [d.index for d in done] == list(range(1, 11))
             assert time.monotonic() - t0 < 30  # never waits for the 60 s jobs
-            assert len(scripts) == 2  # one ssh call per server for the whole batch
+            assert len(scripts) == 2  # one ssh call per server for the whole fill
             ids = [d.jid for d in done if d.jid]
             assert len(ids) == 10
             ids.append(first.jid or "")

@@ -182,6 +182,7 @@ class SshBackend(Backend):
         self._servers: list[_Server] = []
         self._by_key: dict[tuple[object, ...], _Server] = {}
         self._silent_since: dict[int, float] = {}
+        self._waiting: list[tuple[list[Submission], asyncio.Future[list[Submitted]]]] = []
         self._pool(options)  # the run's servers come first: indexes stay stable on resume
 
     def _pool(self, options: BaseModel) -> list[_Server]:
@@ -210,6 +211,27 @@ class SshBackend(Backend):
 
     # -- submit -------------------------------------------------------------------------
     async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
+        """The runner submits a fill as parallel chunks: the chunks that arrive in the
+        same loop turn are placed together, so each server gets one call for all."""
+        future: asyncio.Future[list[Submitted]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((list(batch), future))
+        if len(self._waiting) == 1:
+            await asyncio.sleep(0)  # let the sibling chunks of this fill queue up
+            waiting, self._waiting = self._waiting, []
+            try:
+                done = {r.index: r for r in await self._submit([s for b, _ in waiting for s in b])}
+            except BaseException as exc:
+                for _, fut in waiting:
+                    if isinstance(exc, asyncio.CancelledError):
+                        fut.cancel()
+                    elif not fut.done():
+                        fut.set_exception(exc)
+            else:
+                for subs, fut in waiting:
+                    fut.set_result([done[s.index] for s in subs])
+        return await future
+
+    async def _submit(self, batch: list[Submission]) -> list[Submitted]:
         results: list[Submitted] = []
         pools: dict[tuple[int, ...], list[Submission]] = {}
         for sub in batch:
