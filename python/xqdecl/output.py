@@ -12,6 +12,7 @@ terminal, printed as one plain line every 10 s otherwise (CI logs).
 
 from __future__ import annotations
 
+import atexit
 import json
 import sys
 import time
@@ -160,6 +161,7 @@ class CliReporter(Reporter):
             self.live = Live(console=self.out.err, auto_refresh=False, transient=True,
                              redirect_stdout=False, redirect_stderr=False)
             self.live.start()
+            atexit.register(self._stop_live)  # an unexpected exit still restores the cursor
             self._draw(counts, self.t0)
 
     def start_groups(self, names: Sequence[str], totals: Sequence[int],
@@ -183,10 +185,14 @@ class CliReporter(Reporter):
         else:
             print(text, file=sys.stderr, flush=True)
 
-    def finish(self, result: RunResult) -> None:
+    def _stop_live(self) -> None:
         if self.live is not None:
             self.live.stop()
             self.live = None
+            atexit.unregister(self._stop_live)
+
+    def finish(self, result: RunResult) -> None:
+        self._stop_live()
         ensure_report(result.rundir, self.since, self.group_names or None)
         summary(self.out, result, group_names=self.group_names or None)
 
