@@ -63,6 +63,7 @@ while [ -n "$left" ] && [ "$n" -lt TICKS ]; do
 done
 for p in $all; do kill -KILL -- -"$p" 2>/dev/null; done
 """.replace("STAT", _STAT)
+_ALL = "for d in /proc/[0-9]*; do p=${d#/proc/}; " + _STAT + ' && echo "$p.${20} $1"; done\n'
 _FACTS = "uname -n; sed -n 's/^btime //p' /proc/stat; getconf CLK_TCK"
 
 
@@ -182,6 +183,7 @@ class SshBackend(Backend):
         self._servers: list[_Server] = []
         self._by_key: dict[tuple[object, ...], _Server] = {}
         self._silent_since: dict[int, float] = {}
+        self._snapshots: dict[int, tuple[float, dict[str, str]]] = {}  # for reattach
         self._waiting: list[tuple[list[Submission], asyncio.Future[list[Submitted]]]] = []
         self._pool(options)  # the run's servers come first: indexes stay stable on resume
 
@@ -346,6 +348,7 @@ class SshBackend(Backend):
         await self._signal(jids, "KILL", 0)
 
     async def _signal(self, jids: Sequence[str], sig: str, grace: float) -> None:
+        self._snapshots.clear()
         async def one(srv: _Server, mine: dict[str, str]) -> None:
             if not await self._ensure(srv):
                 raise BackendError(f"ssh server {srv.label} is unreachable: {srv.error}")
@@ -363,27 +366,43 @@ class SshBackend(Backend):
 
     # -- resume -------------------------------------------------------------------------
     async def reattach(self, jid: str | None, start_info: str) -> str | None:
-        found = await super().reattach(jid, start_info) if jid else (
-            await self._from_start_info(start_info))
-        if found:
-            self._servers[int(found.partition(":")[0])].jobs.add(found)
-        return found
-
-    async def _from_start_info(self, info: str) -> str | None:
-        """'host pid epoch' of a wrapper -> its jid, when that process lives there."""
-        parts = info.split()
-        if len(parts) < 3 or not parts[1].isdigit():
-            return None
-        for srv in self._servers:
-            if not await self._ensure(srv) or srv.facts[:1] != parts[:1] or len(srv.facts) < 3:
+        """Called once per live job on resume: answered from one /proc listing per server."""
+        if jid:
+            idx, _, local = jid.partition(":")
+            if not idx.isdigit() or int(idx) >= len(self._servers):
+                return None
+            srv = self._servers[int(idx)]
+            found = (await self._procs(srv)).get(local.partition(".")[0], "").split()
+            alive = found[:1] == [local] and found[1:2] not in (["Z"], ["X"])
+            return self._adopt(srv, jid) if alive else None
+        parts = start_info.split()  # "host pid epoch" written by the wrapper
+        for srv in self._servers if len(parts) >= 3 else []:
+            found = (await self._procs(srv)).get(parts[1], "").split()  # also connects
+            if srv.facts[:1] != parts[:1] or len(srv.facts) < 3 or not found:
                 continue
-            _, out, _ = await srv.run(f"p={parts[1]}; {_STAT} && echo ${{20}}",
-                                      self.command_timeout)
             with contextlib.suppress(ValueError, ZeroDivisionError):
-                started = float(srv.facts[1]) + int(out) / float(srv.facts[2])
+                ticks = int(found[0].partition(".")[2])
+                started = float(srv.facts[1]) + ticks / float(srv.facts[2])
                 if abs(started - float(parts[2])) < 5:  # written right after it started
-                    return f"{srv.index}:{parts[1]}.{int(out)}"
+                    return self._adopt(srv, f"{srv.index}:{found[0]}")
         return None
+
+    def _adopt(self, srv: _Server, jid: str) -> str:
+        srv.jobs.add(jid)
+        return jid
+
+    async def _procs(self, srv: _Server) -> dict[str, str]:
+        """{pid: "pid.ticks state"} of every process there ({} if unreachable); kept 10 s."""
+        now = time.monotonic()
+        cached = self._snapshots.get(srv.index)
+        if cached and now - cached[0] < 10:
+            return cached[1]
+        procs: dict[str, str] = {}
+        if await self._ensure(srv):
+            rc, out, _ = await srv.run(_ALL, self.command_timeout)
+            procs = {ln.partition(".")[0]: ln for ln in out.splitlines() if rc != 255}
+        self._snapshots[srv.index] = (now, procs)
+        return procs
 
     def release(self, jid: str) -> None:
         idx = jid.partition(":")[0]
