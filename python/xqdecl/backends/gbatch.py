@@ -131,6 +131,8 @@ class GbatchBackend(Backend):
         self.run_label = hashlib.sha1(str(ctx.rundir).encode()).hexdigest()[:12]
         self._where: dict[str, tuple[str | None, str | None]] = {}  # job -> (project, location)
         self._seq = 0
+        self._listed: tuple[float, str | None, str | None, dict[str, JobState]] = (
+            -1e9, None, None, {})
 
     def _cmd(self, options: BaseModel, *args: str) -> list[str]:
         assert isinstance(options, GbatchOptions)
@@ -240,33 +242,48 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         return out
 
     async def query(self, jids: Sequence[str]) -> dict[str, JobState]:
-        states: dict[str, JobState] = {}
         found: dict[str, JobState] = {}
-        for (project, location), _names in self._jobs(jids).items():
-            opts = self.options.model_copy(update={"project": project, "location": location})
-            argv = self._cmd(opts, "batch", "jobs", "list",
-                             f"--filter=labels.xqdecl-run={self.run_label}", "--format=json")
-            rc, out, err = await self._run(argv)
-            if rc != 0:
-                raise BackendError(f"gcloud batch jobs list failed: {(err.strip() or out)[-300:]}")
-            try:
-                listed = json.loads(out or "[]")
-            except ValueError:
-                raise BackendError(f"gcloud batch jobs list: not JSON: {out[:200]!r}") from None
-            for job in listed if isinstance(listed, list) else []:
-                name = str(job.get("name", "")).rsplit("/", 1)[-1]
-                word = str((job.get("status") or {}).get("state", "STATE_UNSPECIFIED"))
-                liveness = STATES.get(word, Liveness.PENDING)
-                found[name] = JobState(liveness, word if liveness is Liveness.FAILED else "")
-        for jid in jids:
-            state = found.get(jid.rpartition(".")[0])
-            if state is not None:
-                states[jid] = state
-        return states
+        for project, location in self._jobs(jids):
+            found.update(await self._list(project, location))
+        return {j: found[j.rpartition(".")[0]] for j in jids if j.rpartition(".")[0] in found}
+
+    async def _list(self, project: str | None, location: str | None) -> dict[str, JobState]:
+        """One `gcloud batch jobs list` of this run's jobs: {job name: state}."""
+        opts = self.options.model_copy(update={"project": project, "location": location})
+        argv = self._cmd(opts, "batch", "jobs", "list",
+                         f"--filter=labels.xqdecl-run={self.run_label}", "--format=json")
+        rc, out, err = await self._run(argv)
+        if rc != 0:
+            raise BackendError(f"gcloud batch jobs list failed: {(err.strip() or out)[-300:]}")
+        try:
+            listed = json.loads(out or "[]")
+        except ValueError:
+            raise BackendError(f"gcloud batch jobs list: not JSON: {out[:200]!r}") from None
+        found = {}
+        for job in listed if isinstance(listed, list) else []:
+            word = str((job.get("status") or {}).get("state", "STATE_UNSPECIFIED"))
+            liveness = STATES.get(word, Liveness.PENDING)
+            reason = word if liveness is Liveness.FAILED else ""
+            found[str(job.get("name", "")).rsplit("/", 1)[-1]] = JobState(liveness, reason)
+        self._listed = (time.monotonic(), project, location, found)
+        return found
+
+    async def reattach(self, jid: str | None, start_info: str) -> str | None:
+        """Called once per live job on resume: one listing serves them all (for 10 s)."""
+        if not jid:
+            return None
+        [where] = self._jobs([jid])
+        at, *seen, found = self._listed
+        if time.monotonic() - at > 10 or tuple(seen) != where:
+            found = await self._list(*where)
+        state = found.get(jid.rpartition(".")[0])
+        alive = state is not None and state.liveness in (Liveness.PENDING, Liveness.RUNNING)
+        return jid if alive else None
 
     # -- cancel -------------------------------------------------------------------------
     async def cancel(self, jids: Sequence[str]) -> None:
         """Delete the Batch jobs of these tasks (Batch stops whole jobs, not single tasks)."""
+        self._listed = (-1e9, None, None, {})
         limit = asyncio.Semaphore(8)
         errors: list[str] = []
 
