@@ -334,3 +334,53 @@ def test_the_job_view_carries_what_the_contract_lists(make_module: MakeModule,
         ("local", 0, "v-a b", ["echo", "a b"], rundir / "jobs" / "0", "succeeded", 0, 0, True, 0),
         ("local", 1, "s", "echo 1", rundir / "jobs" / "1", "succeeded", 0, 0, True, 1),
     ]
+
+
+def test_a_plugin_raising_while_the_run_stops_leaves_no_job_behind(
+        make_module: MakeModule, tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    from xqdecl.runner import Runner
+
+    make_module("stop_boom_xq", """
+        from xqdecl import plugin
+
+        @plugin.impl
+        def on_init(runner):
+            raise RuntimeError("init")
+
+        @plugin.impl
+        async def on_job_polling(scheduler, job, counter):
+            raise RuntimeError("poll")
+
+        @plugin.impl
+        def on_job_killing(scheduler, job):
+            raise RuntimeError("kill")
+
+        @plugin.impl
+        async def on_shutdown(runner, sig):
+            raise RuntimeError("shutdown")
+    """)
+    spec = tmp_path / "spec.toml"
+    spec.write_text('plugins = ["stop_boom_xq"]\n[[jobs]]\nname = "s"\n'
+                    'cmd = "sleep 3; touch done"\n')
+    reporter = Collect()
+
+    async def scenario() -> xqdecl.RunResult:
+        runner = Runner(xqdecl.load_spec(spec), reporter=reporter, poll_interval=0.1)
+        task = asyncio.ensure_future(runner.run())
+        deadline = time.monotonic() + 20
+        while runner.polls < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        runner.request_stop()
+        return await task
+
+    result = asyncio.run(scenario())
+    assert result.exit_code == 130 and result.counts == {"cancelled": 1}
+    text = "\n".join(reporter.messages)
+    for hook in ("on_init", "on_job_polling", "on_job_killing", "on_shutdown"):
+        assert f"plugin 'stop_boom_xq': hook {hook}" in text, text
+    time.sleep(4)
+    assert not (tmp_path / "done").exists()  # an exception in on_job_killing: killed
+    assert xqdecl.run(spec).ok  # the lock was released; the cancelled job runs again
