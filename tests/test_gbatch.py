@@ -269,3 +269,13 @@ def test_resume_adopts_live_tasks_with_one_list(tmp_path: Path, fake_gcloud: Pat
     assert verbs == ["list"] * (1 + len(queries))
     for i in range(4):
         assert (meta / str(i) / "stdout.0").read_text() == f"done-{i}\n"
+
+
+def test_a_staged_cloud_workdir_is_refused(tmp_path: Path) -> None:
+    from xqdecl.backends.base import BackendContext
+    from xqdecl.errors import SpecError
+
+    rundir = tmp_path / ".xqdecl-staging" / "run-0123456789"
+    ctx = BackendContext(run="run", rundir=rundir, mounted_rundir=str(rundir), forks=4)
+    with pytest.raises(SpecError, match="gs:// workdir is not supported by gbatch"):
+        GbatchBackend(GbatchOptions(type="gbatch"), ctx)

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
-from xqdecl.errors import BackendError
+from xqdecl.errors import BackendError, SpecError
 from xqdecl.spec import GbatchOptions
 
 #: Batch limits: tasks per task group, parallel tasks per job
@@ -128,6 +128,10 @@ class GbatchBackend(Backend):
 
     def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
         super().__init__(options, ctx)
+        if ".xqdecl-staging" in ctx.rundir.parts:  # a gs:// workdir: scripts stay local
+            raise SpecError("gbatch needs a workdir the VMs can read: use a local workdir on a "
+                            "Cloud Storage FUSE mount with `bucket` (see docs/backends.md); "
+                            "a gs:// workdir is not supported by gbatch yet")
         self.run_label = hashlib.sha1(str(ctx.rundir).encode()).hexdigest()[:12]
         self._where: dict[str, tuple[str | None, str | None]] = {}  # job -> (project, location)
         self._seq = 0
