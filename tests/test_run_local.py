@@ -330,3 +330,26 @@ def test_unknown_job_and_missing_spec(xq: Xq, write_spec: Write) -> None:
     assert code == 3 and "Traceback" not in err
     code, _, _ = xq("frobnicate")
     assert code == 2
+
+
+def test_fresh_and_lost_journal_never_reuse_old_files(xq: Xq, write_spec: Write,
+                                                     tmp_path: Path) -> None:
+    spec = write_spec("""
+        [[jobs]]
+        cmd = "echo run; [ -e ok ]"
+    """)
+    assert xq("run", str(spec))[0] == 1
+    (tmp_path / "ok").write_text("")
+    code, _, err = xq("run", str(spec), "--fresh")
+    assert code == 0, err
+    meta = tmp_path / ".xqdecl" / "spec" / "jobs" / "0"
+    assert (meta / "rc.0").read_text().startswith("1\n")  # the first run's outcome, kept
+    assert (meta / "rc.1").read_text().startswith("0\n")
+    # the journal is lost: the files of trials 0 and 1 are still never reused
+    (tmp_path / "ok").unlink()
+    for f in meta.parent.parent.glob("journal.db*"):
+        f.unlink()
+    code, _, _ = xq("run", str(spec))
+    assert code == 1
+    assert (meta / "rc.2").read_text().startswith("1\n")
+    assert (meta / "rc.1").read_text().startswith("0\n")

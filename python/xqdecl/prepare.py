@@ -29,13 +29,15 @@ def read_start(rd: RunDir, index: int, trial: int) -> str:
 
 
 def prepare_jobs(
-    plan: Plan, directives: dict[int, list[str]], previous: dict[int, JobRow]
+    plan: Plan, directives: dict[int, list[str]], previous: dict[int, JobRow],
+    fresh: bool = False,
 ) -> tuple[list[JobRow], list[JobRow]]:
     """Rows for every job of the plan, and those an earlier runner left live.
 
-    A job that succeeded before with the same definition hash is skipped; a
-    job that ran before gets a new trial number, so no earlier output is ever
-    overwritten; a live one is handed back for re-attachment.
+    A job that succeeded before with the same definition hash is skipped
+    (unless `fresh`); a job that ran before gets a new trial number, so no
+    earlier output is ever overwritten nor mistaken for the new trial's; a
+    live one is handed back for re-attachment.
     """
     rows: list[JobRow] = []
     live: list[JobRow] = []
@@ -48,7 +50,7 @@ def prepare_jobs(
         if prev is not None:
             row.trial = prev.trial
             same = prev.hash == digest and prev.name == job.name
-            if same and prev.status in (J.SUCCEEDED, J.SKIPPED):
+            if same and prev.status in (J.SUCCEEDED, J.SKIPPED) and not fresh:
                 row.status, row.rc, row.jid = J.SKIPPED, 0, prev.jid
                 row.submitted, row.started, row.ended = prev.submitted, prev.started, prev.ended
                 row.note = "succeeded in an earlier run"

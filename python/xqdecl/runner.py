@@ -27,6 +27,7 @@ from xqdecl.lock import RunLock
 from xqdecl.plan import Plan
 from xqdecl.poller import Poller, make_poller
 from xqdecl.prepare import prepare_jobs, read_rc, read_start
+from xqdecl.report import write_report
 from xqdecl.spec import Spec
 
 #: consecutive failed scheduler calls before the run gives up (exit 4)
@@ -59,6 +60,9 @@ class Reporter:
     """Receives progress from the runner; the CLI's output layer subclasses it."""
 
     def start(self, run: str, total: int, counts: dict[str, int]) -> None: ...
+    def start_groups(self, names: list[str], totals: list[int],
+                     counts: list[dict[str, int]]) -> None:
+        """Per-group counts; the dicts stay live (read them when redrawing)."""
     def progress(self, counts: dict[str, int]) -> None: ...
     def message(self, text: str) -> None: ...
     def finish(self, result: RunResult) -> None: ...
@@ -95,6 +99,7 @@ class Runner:
         self.queue: deque[int] = deque()
         self.inflight: dict[int, JobRow] = {}
         self.counts: dict[str, int] = dict.fromkeys(J.STATUSES, 0)
+        self.group_counts = [dict.fromkeys(J.STATUSES, 0) for _ in self.plan.groups]
         self.dirty: set[int] = set()
         self.lost_since: dict[int, float] = {}
         self.retried = 0
@@ -111,6 +116,9 @@ class Runner:
         old = row.status
         self.counts[old] -= 1
         self.counts[status] += 1
+        gc = self.group_counts[row.grp]
+        gc[old] -= 1
+        gc[status] += 1
         row.status = status
         self.dirty.add(row.idx)
         if self._hooked:
@@ -196,6 +204,8 @@ class Runner:
                 await self.hooks.call("on_init", self)
             await self._prepare()
             self.reporter.start(self.spec.name, len(self.rows), dict(self.counts))
+            self.reporter.start_groups([g.name for g in self.spec.jobs],
+                                       [g.count for g in self.plan.groups], self.group_counts)
             await self._dispatch()
             await self._loop()
         except BackendError as exc:
@@ -220,6 +230,7 @@ class Runner:
             self.journal.set_meta(ended=time.time(), exit_code=int(result.exit_code))
             self._mirror()
         self.journal.close()
+        write_report(self.rd.root, group_names=[g.name for g in self.spec.jobs])
         lock.release()
         self.reporter.finish(result)
         return result
@@ -257,11 +268,11 @@ class Runner:
     async def _prepare(self) -> None:
         (self.rd.root / "kill.request").unlink(missing_ok=True)
         directives = {g.index: self.backend.directives(g.options) for g in self.plan.groups}
-        previous = {} if self.fresh else self.journal.load()
-        rows, live = prepare_jobs(self.plan, directives, previous)
+        rows, live = prepare_jobs(self.plan, directives, self.journal.load(), self.fresh)
         self.rows = rows
         for row in rows:
             self.counts[row.status] += 1
+            self.group_counts[row.grp][row.status] += 1
             if self._hooked:  # once per job at the start, as the seed does when it creates jobs
                 self._notify("on_job_init", row, row.status)
                 if row.status == J.QUEUED:
@@ -270,6 +281,7 @@ class Runner:
         self.journal.set_meta(
             run=self.spec.name, spec=self.spec.source, total=len(rows), started=time.time(),
             backend=self.backend.name, ended=None, exit_code=None,
+            groups=[g.name for g in self.spec.jobs],
         )
         if self.cloud is not None:
             self.poller: Poller = CloudPoller(self.cloud)
@@ -352,6 +364,8 @@ class Runner:
             if not batch:
                 return
         for row in batch:
+            if self.cloud is None:
+                self._free_trial(row)
             row.jid = None
             row.rc = None
             row.note = None
@@ -385,6 +399,14 @@ class Runner:
             row.submitted = stamp
             if row.status == J.SUBMITTING:
                 self._set(row, J.SUBMITTED)
+
+    def _free_trial(self, row: JobRow) -> None:
+        """Never reuse a trial number whose files exist (a lost journal, an old run)."""
+        while (self.rd.file(row.idx, "start", row.trial).exists()
+               or self.rd.file(row.idx, "rc", row.trial).exists()):
+            if row.trial == row.first_trial:
+                row.first_trial += 1
+            row.trial += 1
 
     async def _ask_submitting(self, batch: list[JobRow]) -> list[JobRow]:
         """Plugins may veto a submission: the job is then skipped."""

@@ -135,4 +135,8 @@ class Backend(ABC):
 
     def describe_group(self, count: int, options: BaseModel) -> str:
         """A few words on how a group of `count` jobs is submitted (for `plan`)."""
+        if self.arrays and getattr(options, "array", True):
+            throttle = getattr(options, "array_throttle", None) or self.ctx.forks
+            return (f"native array job(s) of {count} tasks in all (split at the cluster's "
+                    f"array size limit), at most {throttle} running at once")
         return f"one submission per job, at most {self.ctx.forks} in flight"
