@@ -193,6 +193,7 @@ class Runner:
             mounted_rundir=self.plan.mounted_rundir,
             forks=self.forks,
             wake=self.wake,
+            message=self.reporter.message,
         )
         backend = self.backend_cls(self.spec.scheduler, ctx)
         self.backend = backend
@@ -292,19 +293,25 @@ class Runner:
 
     async def _reattach(self, live: list[JobRow]) -> None:
         """Jobs an earlier runner left live: keep them if still alive, else decide."""
+        pending = []
         for row in live:
-            t = row.trial
-            rc = self._read_rc(row.idx, t)
+            rc = self._read_rc(row.idx, row.trial)
             if rc is not None:
                 self.inflight[row.idx] = row
                 self._finish(row, rc, "")
-            elif jid := await self.backend.reattach(row.jid, read_start(self.rd, row.idx, t)):
+            else:
+                pending.append(row)
+        items = [(r.jid, read_start(self.rd, r.idx, r.trial)) for r in pending]
+        found = await self.backend.reattach_many(items) if items else []
+        for row, jid in zip(pending, found, strict=True):
+            if jid:
                 row.jid = jid
                 self.inflight[row.idx] = row
                 self.poller.watch([(row.idx, row.trial)])
             else:
                 row.note = "its earlier runner died; it will run again"
                 row.trial += 1
+                row.first_trial = row.trial
                 self._set(row, J.QUEUED)
 
     async def _loop(self) -> None:
@@ -375,7 +382,8 @@ class Runner:
         self._flush()  # the intent is durable before anything is submitted
         subs = [self._submission(r) for r in batch]
         n = max(1, self.spec.submission_batch)
-        size = max(1, -(-len(subs) // n)) if not self.backend.arrays else len(subs)
+        whole = self.backend.arrays or self.backend.whole_fill
+        size = len(subs) if whole else max(1, -(-len(subs) // n))
         chunks = [subs[i : i + size] for i in range(0, len(subs), size)]
         try:
             results = await asyncio.gather(*(self.backend.submit(c) for c in chunks))

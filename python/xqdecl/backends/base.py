@@ -60,6 +60,8 @@ class BackendContext:
     mounted_rundir: str  # as the execution host sees it
     forks: int
     wake: Callable[[], None] = field(default=lambda: None)  # ask the runner for a poll soon
+    #: tell the user something (a warning): shown by the run's output layer
+    message: Callable[[str], None] = field(default=lambda text: None)
 
 
 class Backend(ABC):
@@ -74,6 +76,9 @@ class Backend(ABC):
     #: backend submits arrays; `forks` becomes the array throttle.
     arrays: ClassVar[bool] = False
     options_model: ClassVar[type[BaseModel]]
+    #: True: one `submit` call gets the whole fill (the backend spreads it itself);
+    #: False: the runner splits it into `submission_batch` parallel calls
+    whole_fill: ClassVar[bool] = False
     #: seconds between two event-folder polls when nothing wakes the runner
     poll_interval: ClassVar[float] = 1.0
     #: seconds between two batched liveness queries (0: every cycle, for in-memory answers)
@@ -122,6 +127,18 @@ class Backend(ABC):
         state = states.get(jid)
         alive = state is not None and state.liveness in (Liveness.PENDING, Liveness.RUNNING)
         return jid if alive else None
+
+    async def reattach_many(
+        self, items: Sequence[tuple[str | None, str]]
+    ) -> list[str | None]:
+        """`reattach` for many jobs: one batched query unless the backend has its own."""
+        if type(self).reattach is not Backend.reattach:
+            return [await self.reattach(jid, info) for jid, info in items]
+        jids = [jid for jid, _ in items if jid]
+        states = await self.query(jids) if jids else {}
+        live = (Liveness.PENDING, Liveness.RUNNING)
+        return [jid if jid and jid in states and states[jid].liveness in live else None
+                for jid, _ in items]
 
     async def kill_now(self, jids: Sequence[str]) -> None:
         """Stop the jobs without a grace (a second Ctrl-C). Defaults to `cancel`."""

@@ -28,7 +28,7 @@ from typing import ClassVar
 from pydantic import BaseModel
 
 from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission, Submitted
-from xqdecl.backends.local import CANCEL_GRACE, LocalBackend, _start_ticks
+from xqdecl.backends.local import LocalBackend, _start_ticks, cancel_grace
 from xqdecl.errors import BackendError
 from xqdecl.layout import tail
 from xqdecl.spec import ContainerOptions
@@ -166,8 +166,8 @@ class ContainerBackend(LocalBackend):
 
     # -- cancel -----------------------------------------------------------------------
     async def cancel(self, jids: Sequence[str]) -> None:
-        grace = max(1, round(CANCEL_GRACE))
-        await self._containers(jids, ["stop", "-t", str(grace)], CANCEL_GRACE)
+        grace = max(1, round(cancel_grace()))
+        await self._containers(jids, ["stop", "-t", str(grace)], cancel_grace())
         await super().cancel(jids)
 
     async def kill_now(self, jids: Sequence[str]) -> None:

@@ -23,8 +23,13 @@ from pydantic import BaseModel
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
 from xqdecl.spec import LocalOptions
 
-#: seconds between the TERM and the KILL of a cancelled job's process group
-CANCEL_GRACE = float(os.environ.get("XQDECL_CANCEL_GRACE", "12"))
+
+def cancel_grace() -> float:
+    """Seconds between the TERM and the KILL of a cancelled job (env XQDECL_CANCEL_GRACE)."""
+    try:
+        return max(0.0, float(os.environ.get("XQDECL_CANCEL_GRACE", "12")))
+    except ValueError:
+        return 12.0
 
 
 def _start_ticks(pid: int) -> str:
@@ -201,7 +206,7 @@ class LocalBackend(Backend):
             pids.append((jid, pid))
         if not pids:
             return
-        deadline = asyncio.get_running_loop().time() + CANCEL_GRACE
+        deadline = asyncio.get_running_loop().time() + cancel_grace()
         while pids and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
             pids = [(j, p) for j, p in pids if self._still_there(j, p)]

@@ -23,7 +23,7 @@ import shlex
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -31,11 +31,15 @@ from pydantic import BaseModel
 
 from xqdecl import liveness
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
-from xqdecl.backends.local import CANCEL_GRACE
+from xqdecl.backends.local import cancel_grace
 from xqdecl.errors import BackendError
 from xqdecl.spec import SshOptions
 
 log = logging.getLogger("xqdecl.backends.ssh")
+
+
+def _log(text: str) -> None:
+    log.warning("%s", text)
 
 #: /proc/$p/stat into the positional parameters: $1 = state, ${20} = start ticks
 _STAT = 'read -r l </proc/"$p"/stat 2>/dev/null && set -- ${l##*") "}'
@@ -81,6 +85,7 @@ class _Server:
     tried: float = 0.0
     jobs: set[str] = field(default_factory=set)  # our jids in flight there
     placing: int = 0  # jobs being started there by concurrent submits
+    say: Callable[[str], None] = _log  # warnings for the user (the run's output layer)
     facts: list[str] = field(default_factory=list)  # hostname, boot time, clock ticks/s
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -94,9 +99,9 @@ class _Server:
             self.tried = time.monotonic()
             error = await self._open(timeout, persist)
             if error and (self.up is not False or error != self.error):
-                log.warning("ssh server %s is unreachable: %s", self.label, error)
+                self.say(f"warning: ssh server {self.label} is unreachable: {error}")
             elif not error and self.up is False:
-                log.warning("ssh server %s is reachable again", self.label)
+                self.say(f"ssh server {self.label} is reachable again")
             self.up, self.error = not error, error
             return self.up
 
@@ -168,6 +173,7 @@ class _Server:
 class SshBackend(Backend):
     name = "ssh"
     arrays = False
+    whole_fill = True  # one call per server for the whole fill
     options_model: ClassVar[type[BaseModel]] = SshOptions
     query_interval = 5.0
     lost_grace = 30.0  # a shared filesystem may show the rc file late
@@ -184,7 +190,6 @@ class SshBackend(Backend):
         self._by_key: dict[tuple[object, ...], _Server] = {}
         self._silent_since: dict[int, float] = {}
         self._snapshots: dict[int, tuple[float, dict[str, str]]] = {}  # for reattach
-        self._waiting: list[tuple[list[Submission], asyncio.Future[list[Submitted]]]] = []
         self._pool(options)  # the run's servers come first: indexes stay stable on resume
 
     def _pool(self, options: BaseModel) -> list[_Server]:
@@ -200,7 +205,7 @@ class SshBackend(Backend):
                         *(["-i", s.keyfile] if s.keyfile else [])]
                 i = len(self._servers)
                 label = f"{s.user + '@' if s.user else ''}{s.host}:{s.port}"
-                self._servers.append(_Server(i, label, argv, s.host))
+                self._servers.append(_Server(i, label, argv, s.host, say=self.ctx.message))
                 self._by_key[key] = self._servers[-1]
             pool.append(self._by_key[key])
         return pool
@@ -213,27 +218,7 @@ class SshBackend(Backend):
 
     # -- submit -------------------------------------------------------------------------
     async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
-        """The runner submits a fill as parallel chunks: the chunks that arrive in the
-        same loop turn are placed together, so each server gets one call for all."""
-        future: asyncio.Future[list[Submitted]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((list(batch), future))
-        if len(self._waiting) == 1:
-            await asyncio.sleep(0)  # let the sibling chunks of this fill queue up
-            waiting, self._waiting = self._waiting, []
-            try:
-                done = {r.index: r for r in await self._submit([s for b, _ in waiting for s in b])}
-            except BaseException as exc:
-                for _, fut in waiting:
-                    if isinstance(exc, asyncio.CancelledError):
-                        fut.cancel()
-                    elif not fut.done():
-                        fut.set_exception(exc)
-            else:
-                for subs, fut in waiting:
-                    fut.set_result([done[s.index] for s in subs])
-        return await future
-
-    async def _submit(self, batch: list[Submission]) -> list[Submitted]:
+        """The whole fill at once (`whole_fill`): each server gets one call for all."""
         results: list[Submitted] = []
         pools: dict[tuple[int, ...], list[Submission]] = {}
         for sub in batch:
@@ -292,7 +277,7 @@ class SshBackend(Backend):
         rest = [s for s in subs if s.index not in pids]
         if rc == 255 and rest:  # the connection failed: these never ran
             srv.up, srv.error = False, said or "connection lost"
-            log.warning("ssh server %s failed while starting jobs: %s", srv.label, srv.error)
+            srv.say(f"warning: ssh server {srv.label} failed while starting jobs: {srv.error}")
             return results, rest
         why = f"could not start on {srv.label}: {said or f'exit status {rc}'}"
         return results + [Submitted(s.index, None, why) for s in rest], []
@@ -342,7 +327,7 @@ class SshBackend(Backend):
 
     # -- cancel -------------------------------------------------------------------------
     async def cancel(self, jids: Sequence[str]) -> None:
-        await self._signal(jids, "TERM", CANCEL_GRACE)
+        await self._signal(jids, "TERM", cancel_grace())
 
     async def kill_now(self, jids: Sequence[str]) -> None:
         await self._signal(jids, "KILL", 0)
