@@ -28,6 +28,7 @@ from typing import ClassVar
 from pydantic import BaseModel
 
 from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission, Submitted
+from xqdecl.backends.command import run_command
 from xqdecl.backends.local import LocalBackend, _start_ticks, cancel_grace
 from xqdecl.errors import BackendError
 from xqdecl.layout import tail
@@ -191,21 +192,8 @@ class ContainerBackend(LocalBackend):
                 raise BackendError(f"{runtime} {verb[0]} failed: {(lines or [f'exit {rc}'])[-1]}")
 
     async def _run(self, argv: list[str], timeout: float) -> tuple[int, str]:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as exc:
-            raise BackendError(f"cannot run {argv[0]}: {exc}") from None
-        try:
-            _, err = await asyncio.wait_for(proc.communicate(), timeout)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            raise BackendError(f"{argv[0]} {argv[1]} did not answer within {timeout:g} s") from None
-        return proc.returncode or 0, err.decode(errors="replace")
+        rc, _, err = await run_command(argv, timeout)
+        return rc, err
 
     def release(self, jid: str) -> None:
         super().release(jid)

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel
 
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
+from xqdecl.backends.command import run_command
 from xqdecl.errors import BackendError, SpecError
 from xqdecl.spec import GbatchOptions
 
@@ -145,26 +146,8 @@ class GbatchBackend(Backend):
         return argv + (["--project", options.project] if options.project else [])
 
     async def _run(self, argv: list[str]) -> tuple[int, str, str]:
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as exc:
-            raise BackendError(f"cannot run {argv[0]}: {exc}") from None
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), self.command_timeout)
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise BackendError(f"{' '.join(argv[:4])} did not answer within "
-                               f"{self.command_timeout:g} s") from None
-        return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+        return await run_command(argv, self.command_timeout)
 
-    # -- submit -------------------------------------------------------------------------
     async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
         def key(s: Submission) -> tuple[int, str]:
             return s.group, s.options.model_dump_json()

@@ -9,7 +9,6 @@ flight, plus one `sacct` for the jobs squeue no longer shows.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import os
@@ -24,6 +23,7 @@ from pydantic import BaseModel
 
 from xqdecl import liveness
 from xqdecl.backends.base import Backend, BackendContext, JobState, Submission, Submitted
+from xqdecl.backends.command import run_command
 from xqdecl.errors import BackendError, SpecError
 from xqdecl.spec import SlurmOptions
 
@@ -112,26 +112,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
 
     # -- scheduler commands -----------------------------------------------------------
     async def _run(self, argv: list[str], timeout: float | None = None) -> tuple[int, str, str]:
-        limit = timeout or self.command_timeout
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as exc:
-            raise BackendError(f"cannot run {argv[0]}: {exc}") from None
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), limit)
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise BackendError(f"{argv[0]} did not answer within {limit:g} s") from None
-        return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+        return await run_command(argv, timeout or self.command_timeout)
 
     def _cmd(self, key: str, options: BaseModel | None = None) -> str:
         return str(getattr(options or self.options, key, key))
