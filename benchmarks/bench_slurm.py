@@ -268,6 +268,7 @@ def main() -> None:
     ap.add_argument("--chunked", default="1000:100", help="N:M, '' for none")
     ap.add_argument("--cmd", default="true", help="the job's command (argv, split on spaces)")
     ap.add_argument("--gap", type=float, default=GAP, help="seconds between two polls")
+    ap.add_argument("--only", choices=("xqdecl", "xqute"), help="run one tool's rows only")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = ap.parse_args()
     GAP = args.gap
@@ -276,14 +277,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="xq-bench-slurm-"))
     rows: list[Row] = []
     try:
-        for n in sizes:
+        for n in sizes if args.only != "xqute" else []:
             rows.append(run_xqdecl(tmp, n, args.throttle, args.cap, args.partition, cmd))
             print(f"# done: xqdecl {n}", file=sys.stderr, flush=True)
-        if args.chunked:
+        if args.chunked and args.only != "xqute":
             n, m = (int(x) for x in args.chunked.split(":"))
             rows.append(run_xqdecl(tmp, n, args.throttle, args.cap, args.partition, cmd, m))
             print(f"# done: xqdecl {n} chunked by {m}", file=sys.stderr, flush=True)
-        if args.xqute:
+        if args.xqute and args.only != "xqdecl":
             for n in sizes:
                 rows.append(run_xqute(tmp, args.xqute, n, args.throttle, args.xqute_cap,
                                       args.partition, cmd))
