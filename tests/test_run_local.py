@@ -245,15 +245,16 @@ def test_status_while_live_and_resume(xq: Xq, write_spec: Write, tmp_path: Path)
 def test_second_runner_is_refused(xq: Xq, write_spec: Write) -> None:
     spec = write_spec("""
         [[jobs]]
-        cmd = ["sleep", "3"]
+        cmd = ["sleep", "120"]
     """)
     proc = _start_run(spec)
     _wait_running(xq, spec, 1)
     code, _, err = xq("run", str(spec))
     assert code == 4
     assert "already being run by" in err and "pid" in err
+    os.kill(proc.pid, signal.SIGTERM)
     proc.communicate(timeout=60)
-    assert proc.returncode == 0
+    assert proc.returncode == 130
 
 
 def test_kill_from_another_terminal(xq: Xq, write_spec: Write) -> None:
