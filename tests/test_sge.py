@@ -399,9 +399,12 @@ def test_query_failures(sge: Any, tmp_path: Path) -> None:
     # no accounting file: the jobs are unknown (the rc file decides), and qacct rests a while
     no_acct = 'echo "error: can\'t open accounting file" >&2; exit 1'
     bed = make_bed(tmp_path / "a", 1, overrides={"qacct": no_acct})
+    told: list[str] = []
+    bed.backend.ctx.message = told.append
     assert run(bed.backend.query(["999999.1"])) == {}
     assert run(bed.backend.query(["999999.1"])) == {}
     assert len(bed.calls("qacct")) == 1
+    assert len(told) == 1 and "can't open accounting file" in told[0]
 
 
 @pytest.mark.sge

@@ -12,7 +12,6 @@ or script cannot be used) never runs: it is reported failed with SGE's reason
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import os
@@ -28,6 +27,7 @@ from pydantic import BaseModel
 
 from xqdecl import liveness
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
+from xqdecl.backends.command import run_command
 from xqdecl.errors import BackendError, SpecError
 from xqdecl.spec import SgeOptions
 
@@ -118,26 +118,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
 
     # -- scheduler commands -----------------------------------------------------------
     async def _run(self, argv: list[str], timeout: float | None = None) -> tuple[int, str, str]:
-        limit = timeout or self.command_timeout
-        try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-            )
-        except OSError as exc:
-            raise BackendError(f"cannot run {argv[0]}: {exc}") from None
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), limit)
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise BackendError(f"{argv[0]} did not answer within {limit:g} s") from None
-        return proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+        return await run_command(argv, timeout or self.command_timeout)
 
     def _cmd(self, key: str, options: BaseModel | None = None) -> str:
         return str(getattr(options or self.options, key, key))
@@ -310,6 +291,10 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         except BackendError:
             rc, out, err = -1, "", "timed out"
         if rc != 0 and "not found" not in err:
+            if not self._qacct_off:
+                said = (err.strip() or f"exit status {rc}").splitlines()[-1]
+                self.ctx.message(f"warning: qacct failed ({said}); jobs that leave the queue "
+                                 "are judged by their rc file alone")
             self._qacct_off = time.monotonic() + self.qacct_pause  # no accounting, or too slow
             return states
         # job numbers are reused (a reset cell): only records under this run's job name count
@@ -354,4 +339,5 @@ exec bash {jobs}/"$index"/job.sh "$trial"
     def describe_group(self, count: int, options: BaseModel) -> str:
         if not getattr(options, "array", True):
             return f"one qsub per job, at most {self.ctx.forks} in flight"
-        return f"array jobs (qsub -t, max_aj_tasks from the cell), -tc {self.ctx.forks}"
+        return (f"SGE array job(s) of {count} tasks in all (qsub -t, split at the cell's "
+                f"max_aj_tasks), at most {self.ctx.forks} running at once (-tc)")
