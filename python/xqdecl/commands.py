@@ -12,6 +12,7 @@ from xqdecl import journal as J
 from xqdecl.backends import backend_class
 from xqdecl.backends.base import BackendContext
 from xqdecl.errors import BackendError, ExitCode, UnknownJobError
+from xqdecl.hooks import load_hooks
 from xqdecl.init_spec import write_starter
 from xqdecl.journal import Journal, JournalReader
 from xqdecl.layout import RunDir, locate
@@ -35,6 +36,7 @@ def schema(out: Output) -> int:
 
 def validate(path: str, out: Output) -> int:
     spec = load_spec(path)
+    load_hooks(list(spec.plugins), spec).close()  # the plugins must import too
     total = count_jobs(spec)
     if out.mode == "json":
         out.json({"valid": True, "run": spec.name, "jobs": total, "groups": len(spec.jobs)})
@@ -97,14 +99,20 @@ def plan(path: str, out: Output, show: int) -> int:
 
 def dry_run(path: str, out: Output) -> int:
     spec = load_spec(path)
-    p = Plan(spec)
-    backend = _backend(spec, p)
-    p.rundir.create()
-    directives = {g.index: backend.directives(g.options) for g in p.groups}
-    n = 0
-    for job in p.jobs():
-        write_wrapper(p.rundir.script_str(job.index), render_job(p, job, directives[job.group]))
-        n += 1
+    hooks = load_hooks(list(spec.plugins), spec)  # their snippets belong in the wrappers
+    try:
+        p = Plan(spec, hooks=hooks)
+        backend = _backend(spec, p)
+        hooks.bind(backend)
+        p.rundir.create()
+        directives = {g.index: backend.directives(g.options) for g in p.groups}
+        n = 0
+        for job in p.jobs():
+            text = render_job(p, job, directives[job.group])
+            write_wrapper(p.rundir.script_str(job.index), text)
+            n += 1
+    finally:
+        hooks.close()
     summary = _plan_summary(spec, p, 3)
     summary["rendered"] = n
     summary["submitted"] = 0
