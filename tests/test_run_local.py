@@ -354,3 +354,33 @@ def test_fresh_and_lost_journal_never_reuse_old_files(xq: Xq, write_spec: Write,
     assert code == 1
     assert (meta / "rc.2").read_text().startswith("1\n")
     assert (meta / "rc.1").read_text().startswith("0\n")
+
+
+def test_second_interrupt_kills_without_waiting(xq: Xq, write_spec: Write, tmp_path: Path) -> None:
+    # the job ignores TERM, so a clean cancel would wait the whole (long) grace
+    marker = f"sleep 329.{os.getpid()}"
+    spec = write_spec(f"""
+        [[jobs]]
+        cmd = "trap '' TERM; touch started; {marker}"
+    """)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "xqdecl.cli", "run", str(spec)], text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        env={**os.environ, "XQDECL_CANCEL_GRACE": "120"},
+    )
+    for _ in range(600):
+        if (tmp_path / "started").exists():
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.kill(proc.pid, signal.SIGINT)
+    time.sleep(1.0)
+    assert proc.poll() is None  # still waiting for the clean cancel
+    t0 = time.monotonic()
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - t0 < 30
+    assert "again" in err
+    time.sleep(0.3)
+    assert _pids_with(marker) == []
