@@ -69,10 +69,13 @@ pub fn now_ns() -> i64 {
 }
 
 /// The first bytes (at most RC_READ_LIMIT) of a file; None when it cannot be read.
-pub fn read_head(mut file: File, buf: &mut [u8; RC_READ_LIMIT]) -> Option<usize> {
+/// Stops at `size` bytes (what `fstat` said) instead of reading again to see EOF:
+/// a file that grew since is just seen as it was (torn), and retried later.
+pub fn read_head(mut file: File, size: u64, buf: &mut [u8; RC_READ_LIMIT]) -> Option<usize> {
+    let want = usize::try_from(size).unwrap_or(usize::MAX).min(buf.len());
     let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
+    while filled < want {
+        match file.read(&mut buf[filled..want]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -105,10 +108,12 @@ mod tests {
         let mut buf = [0u8; RC_READ_LIMIT];
         let (file, sig) = open_stat(&p).unwrap();
         assert_eq!(sig, s);
-        assert_eq!(read_head(file, &mut buf), Some(3));
+        assert_eq!(read_head(file, sig.size, &mut buf), Some(3));
         assert_eq!(&buf[..3], b"12\n");
-        let (dir, _) = open_stat(d.path()).unwrap();
-        assert_eq!(read_head(dir, &mut buf), None); // a folder opens, but does not read
+        let (file, _) = open_stat(&p).unwrap();
+        assert_eq!(read_head(file, 1, &mut buf), Some(1));
+        let (dir, sig) = open_stat(d.path()).unwrap();
+        assert_eq!(read_head(dir, sig.size, &mut buf), None); // a folder opens, but does not read
         unlink_quietly(&p);
         unlink_quietly(&p);
         assert!(!exists(&p));

@@ -76,7 +76,7 @@ impl Job {
                     obs.unusable = Some(sig);
                 } else {
                     let mut buf = [0u8; RC_READ_LIMIT];
-                    if let Some(n) = fsys::read_head(file, &mut buf) {
+                    if let Some(n) = fsys::read_head(file, sig.size, &mut buf) {
                         match parse_rc(&buf[..n]) {
                             Some(rc) => {
                                 obs.rc = Some(rc);
