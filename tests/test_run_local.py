@@ -219,7 +219,7 @@ def test_status_while_live_and_resume(xq: Xq, write_spec: Write, tmp_path: Path)
         forks = 2
         [[jobs]]
         name = "j{i}"
-        cmd = "echo $XQDECL_JOB_INDEX >> ran.txt; sleep 1"
+        cmd = "echo $XQDECL_JOB_INDEX >> ran.txt; sleep 5"
         matrix = { i = [1, 2, 3, 4] }
     """)
     proc = _start_run(spec)
@@ -234,7 +234,7 @@ def test_status_while_live_and_resume(xq: Xq, write_spec: Write, tmp_path: Path)
     assert len((tmp_path / "ran.txt").read_text().split()) == 4
     assert _status(xq, spec)["counts"] == {"skipped": 4}
     # a changed definition runs again; --fresh runs everything
-    spec.write_text(spec.read_text().replace("sleep 1", "sleep 0"))
+    spec.write_text(spec.read_text().replace("sleep 5", "sleep 0"))
     code, _, _ = xq("run", str(spec))
     assert code == 0
     assert len((tmp_path / "ran.txt").read_text().split()) == 8
