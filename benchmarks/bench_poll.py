@@ -96,7 +96,7 @@ def bench_ours(root: Path, n: int, repeat: int, idle_calls: int) -> dict[str, di
     for name, step in SCENARIOS:
         changed = list(range(0, n, step)) if step else []
         samples: dict[str, list[Sample]] = {label: [] for label in pollers}
-        reps = 1 if (changed and n >= 100_000 and step == 1) else repeat
+        reps = min(repeat, 2) if (changed and n >= 100_000 and step == 1) else repeat
         for _ in range(reps):
             end_jobs(root, changed)
             for label, _, method in COLUMNS:
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (no xqute)")
     ap.add_argument("--sizes", default="1000,10000,100000")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--xqute-venv", default="/tmp/xqdecl-bench-xqute-venv")
     ap.add_argument("--no-xqute", action="store_true")
     ap.add_argument("--dir", default=None, help="where the rundirs go (default: $TMPDIR)")
@@ -247,10 +247,10 @@ def main(argv: list[str] | None = None) -> int:
             for scen, cells in bench_ours(root, n, repeat, idle_calls).items():
                 results.setdefault((n, scen), {}).update(cells)
             shutil.rmtree(root)
-            if python is not None:
-                print(f"  {n:>7} jobs: xqute ...", file=sys.stderr)
-                for scen, sample in bench_xqute(python, Path(tmp), n, 1).items():
-                    results[(n, scen)]["xqute"] = sample
+        for n in sizes if python is not None else []:  # after ours: it takes minutes
+            print(f"  {time.strftime('%X')} {n:>7} jobs: xqute", file=sys.stderr)
+            for scen, sample in bench_xqute(python, Path(tmp), n, 1).items():
+                results[(n, scen)]["xqute"] = sample
     report(results, sizes)
     return 0
 
@@ -261,7 +261,10 @@ def report(results: dict[tuple[int, str], dict[str, Sample]], sizes: list[int]) 
     for (n, scen), cells in results.items():
         rows.append([f"{n:,}", scen, *(cell(cells.get(label)) for label in labels)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    print("one poll pass: wall (cpu); median of runs; idle events pass: mean of many calls")
+    print(
+        "one poll pass: wall (cpu); median of runs (idle events pass: mean of many calls);"
+        f" load average {os.getloadavg()[0]:.1f} at the end"
+    )
     for k, r in enumerate(rows):
         print(
             "  ".join(
