@@ -247,15 +247,18 @@ def main(argv: list[str] | None = None) -> int:
             for scen, cells in bench_ours(root, n, repeat, idle_calls).items():
                 results.setdefault((n, scen), {}).update(cells)
             shutil.rmtree(root)
+        load = os.getloadavg()[0]
         for n in sizes if python is not None else []:  # after ours: it takes minutes
             print(f"  {time.strftime('%X')} {n:>7} jobs: xqute", file=sys.stderr)
             for scen, sample in bench_xqute(python, Path(tmp), n, 1).items():
                 results[(n, scen)]["xqute"] = sample
-    report(results, sizes)
+    report(results, sizes, load)
     return 0
 
 
-def report(results: dict[tuple[int, str], dict[str, Sample]], sizes: list[int]) -> None:
+def report(
+    results: dict[tuple[int, str], dict[str, Sample]], sizes: list[int], load: float
+) -> None:
     labels = [c[0] for c in COLUMNS] + ["xqute"]
     rows = [["jobs", "changed", *labels]]
     for (n, scen), cells in results.items():
@@ -263,7 +266,7 @@ def report(results: dict[tuple[int, str], dict[str, Sample]], sizes: list[int]) 
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     print(
         "one poll pass: wall (cpu); median of runs (idle events pass: mean of many calls);"
-        f" load average {os.getloadavg()[0]:.1f} at the end"
+        f" load average {load:.1f} after xqdecl's columns (2 cores, shared)"
     )
     for k, r in enumerate(rows):
         print(
