@@ -79,6 +79,24 @@ def test_events_flow(new_poller, tmp_path: Path) -> None:
     assert len(p) == 2
 
 
+def test_news_in_event_names_is_taken_without_reads(new_poller, tmp_path: Path) -> None:
+    r = make_rundir(tmp_path, 4)  # no start or rc file is ever written here
+    p = new_poller(str(r))
+    p.watch([(0, 1), (1, 1), (2, 1), (3, 1)])
+    for name in ["0.1.s", "1.1.s", "1.1.e143", "2.1.e-15", "3.0.e0", "3.1.e1x"]:
+        put(r, f"events/{name}")
+    assert p.poll_events() == [(0, 1, True, None), (1, 1, True, 143), (2, 1, True, -15)]
+    assert entries(r) == []
+    assert len(p) == 2  # 0 runs; 3's events were another trial's and garbage
+    put(r, "events/0.1.s")
+    assert p.poll_events() == []  # a second start is no news
+    # a bare end event still has the rc file read, and waits for it
+    put(r, "events/3.1.e")
+    assert p.poll_events() == []
+    put(r, "jobs/3/rc.1", b"4\n")
+    assert p.poll_events() == [(3, 1, True, 4)]
+
+
 def test_watch_replaces_trial_and_unwatch(new_poller, tmp_path: Path) -> None:
     r = make_rundir(tmp_path, 3)
     p = new_poller(str(r))

@@ -49,14 +49,21 @@ RC_CONTENT = st.one_of(
     st.binary(max_size=10),
 )
 _VALID_EVENT = st.builds(
-    lambda i, t, k: f"{i}.{t}.{k}", INDEXES, TRIALS, st.sampled_from(["s", "e"])
+    lambda i, t, k: f"{i}.{t}.{k}",
+    INDEXES,
+    TRIALS,
+    st.one_of(
+        st.sampled_from(["s", "e", "e0", "e1", "e143", "e-15", "e2147483647", "e-2147483648"]),
+        st.integers(-(2**31), 2**31 - 1).map(lambda rc: f"e{rc}"),
+    ),
 )
 EVENT_NAME = st.one_of(
     _VALID_EVENT,
     _VALID_EVENT,
     _VALID_EVENT,
-    st.sampled_from(["junk", "1.0", "01.0.e", "+1.0.s", "1.0.e.tmp", "1.0.x", "9" * 20 + ".0.s"]),
-    st.text("0123456789.se+x", min_size=1, max_size=7).filter(lambda s: s not in (".", "..")),
+    st.sampled_from(["junk", "1.0", "01.0.e", "+1.0.s", "1.0.e.tmp", "1.0.x", "9" * 20 + ".0.s",
+                     "1.0.e+1", "1.0.e-", "1.0.e2147483648", "1.0.s0", "0.0.e\u0661"]),
+    st.text("0123456789.se+-x", min_size=1, max_size=7).filter(lambda s: s not in (".", "..")),
 )
 OPS = st.one_of(
     st.tuples(st.just("watch"), st.lists(st.tuples(INDEXES, TRIALS), max_size=5)),

@@ -41,7 +41,7 @@ def test_argv_is_passed_exactly(tmp_path: Path) -> None:
     assert (meta / "stdout.0").read_text() == "".join(f"{v}\n" for v in HOSTILE)
     assert (meta / "rc.0").read_text().splitlines()[0] == "0"
     assert (tmp_path / "events" / "0.0.s").exists()
-    assert (tmp_path / "events" / "0.0.e").exists()
+    assert (tmp_path / "events" / "0.0.e0").exists()  # the end event carries the rc
     assert (meta / "start.0").read_text().split()[1].isdigit()
 
 

@@ -125,7 +125,7 @@ class CloudPoller:
         for name in self.store.names("events"):
             parsed = parse_event_name(name)
             if parsed is not None:
-                index, trial, ended = parsed
+                index, trial, ended, _ = parsed  # the rc object is the truth here
                 if self.trials.get(index) == trial:
                     rc = self._rc(index, trial) if ended else None
                     if ended and rc is None:

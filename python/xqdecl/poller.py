@@ -4,9 +4,11 @@ Two passes, both returning *changes only* as ``(index, trial, started, rc)``
 (see docs/internals.md, "The poller"):
 
 * ``poll_events()`` -- one ``stat`` of ``events/`` per pass; the folder is listed
-  only when its mtime/inode changed (or the mtime is under 2 s old), and only the
-  jobs named by its entries are read. Idle cost is O(1) whatever the number of
-  watched jobs.
+  only when its mtime/inode changed (or the mtime is under 2 s old). Idle cost is
+  O(1) whatever the number of watched jobs. The entries' names carry their news:
+  ``<i>.<t>.s`` (started) and ``<i>.<t>.e<rc>`` (ended, written by the wrapper
+  once its rc file is in place) are taken as they are; only a bare ``<i>.<t>.e``
+  has the job's rc file read.
 * ``sweep()`` -- the safety net: one ``stat`` of every watched job's rc file (and
   of its start file while not yet started); the rc file is read only when its
   (mtime, size, inode) differ from the last unusable version seen, or when its
@@ -44,7 +46,7 @@ RECENT_NS = 2_000_000_000
 
 _WS = b" \t\n\r\x0b\x0c"
 _INT = re.compile(rb"[+-]?[0-9]+")
-_EVENT = re.compile(r"([0-9]+)\.([0-9]+)\.([se])")
+_EVENT = re.compile(r"([0-9]+)\.([0-9]+)\.(s|e(-?[0-9]+)?)", re.ASCII)
 _I32 = (-(2**31), 2**31 - 1)
 _U64_MAX = 2**64 - 1
 
@@ -66,15 +68,21 @@ def parse_rc(data: bytes) -> int | None:
     return value if _I32[0] <= value <= _I32[1] else None
 
 
-def parse_event_name(name: str) -> tuple[int, int, bool] | None:
-    """``"<index>.<trial>.<s|e>"`` -> (index, trial, ended); None when it does not parse."""
+def parse_event_name(name: str) -> tuple[int, int, bool, int | None] | None:
+    """``"<index>.<trial>.<s|e|e<rc>>"`` -> (index, trial, ended, rc carried by the name).
+
+    None when the name does not parse (an rc must fit in 32 bits).
+    """
     m = _EVENT.fullmatch(name)
     if m is None:
         return None
     index, trial = int(m[1]), int(m[2])
     if index > _U64_MAX or trial > _U64_MAX:
         return None
-    return index, trial, m[3] == "e"
+    rc = None if m[4] is None else int(m[4])
+    if rc is not None and not _I32[0] <= rc <= _I32[1]:
+        return None
+    return index, trial, m[3] != "s", rc
 
 
 class Poller(Protocol):
@@ -85,6 +93,25 @@ class Poller(Protocol):
     def poll_events(self) -> list[Change]: ...
     def sweep(self) -> list[Change]: ...
     def __len__(self) -> int: ...
+
+
+class _Named:
+    """What the entries of one events pass say about one job."""
+
+    __slots__ = ("ended", "rc")
+
+    def __init__(self) -> None:
+        self.ended = False
+        self.rc: int | None = None
+
+    def add(self, ended: bool, rc: int | None) -> None:
+        self.ended = self.ended or ended
+        if self.rc is None or rc is None:
+            self.rc = rc if self.rc is None else self.rc
+        elif self.rc == 0 or rc == 0:  # (one wrapper never sends two; be order-free)
+            self.rc = self.rc or rc
+        else:
+            self.rc = max(self.rc, rc)
 
 
 class _Job:
@@ -157,25 +184,34 @@ class PyPoller:
                     names = []
                 else:
                     self._events_sig = sig
-        named: dict[int, bool] = {}  # index -> an end event was seen
+        named: dict[int, _Named] = {}
         for name in names:
             parsed = parse_event_name(name)
             if parsed is None:
                 continue
-            index, trial, ended = parsed
+            index, trial, ended, rc = parsed
             job = self._jobs.get(index)
             if job is not None and job.trial == trial:
-                named[index] = named.get(index, False) or ended
+                named.setdefault(index, _Named()).add(ended, rc)
         for index in self._recheck:
-            named.setdefault(index, True)
+            named.setdefault(index, _Named()).add(True, None)
         changes: list[Change] = []
         for index in sorted(named):
-            job = self._jobs[index]
-            change = self._check(index, job, now)
+            job, news = self._jobs[index], named[index]
+            if news.ended and news.rc is None:  # a bare end event: read the files
+                change = self._check(index, job, now)
+            elif news.rc is not None:
+                del self._jobs[index]
+                change = (index, job.trial, True, news.rc)
+            elif not job.started:
+                job.started = True
+                change = (index, job.trial, True, None)
+            else:
+                change = None
             if change is not None:
                 changes.append(change)
             if index in self._jobs:
-                if named[index]:
+                if news.ended:
                     self._recheck.add(index)
             else:
                 self._recheck.discard(index)

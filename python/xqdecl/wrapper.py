@@ -139,17 +139,23 @@ def _finish(postscript: str, end_snippets: tuple[str, ...], upload: bool) -> str
                 f"  (\n{_block(postscript)}\n  ) || "
                 "printf 'xqdecl: postscript failed with status %s\\n' \"$?\" >&2\n"
             )
-    finish += (
-        '  printf \'%s\\n%s\\n\' "$_xq_rc" "$_xq_why" >"$_xq_m/rc.$_xq_t.tmp" '
-        '&& mv -f -- "$_xq_m/rc.$_xq_t.tmp" "$_xq_m/rc.$_xq_t"\n'
+    record = (
+        'printf \'%s\\n%s\\n\' "$_xq_rc" "$_xq_why" >"$_xq_m/rc.$_xq_t.tmp" '
+        '&& mv -f -- "$_xq_m/rc.$_xq_t.tmp" "$_xq_m/rc.$_xq_t"'
     )
     if upload:  # files first, then the event that says they are there
         finish += (
+            f"  {record}\n"
             '  _xq_put_trial "$_xq_up/jobs/$XQDECL_JOB_INDEX" && '
             '_xq_put "$_xq_m/rc.$_xq_t" "$_xq_up/events/$_xq_tag.e"\n'
         )
-    else:
-        finish += '  : >"$_xq_ev/$_xq_tag.e"\n'
+    else:  # the end event names the rc once the rc file holds it, so the poller
+        # reads nothing; if the rc file could not be written, a bare event says "look"
+        finish += (
+            f"  if {record}; then\n"
+            '    : >"$_xq_ev/$_xq_tag.e$_xq_rc"\n'
+            '  else : >"$_xq_ev/$_xq_tag.e"; fi\n'
+        )
     finish += '  exit "$_xq_rc"\n}'
     return finish
 

@@ -1,5 +1,8 @@
 //! The events path: one stat of `events/` per pass, a listing only when it
-//! changed, and a look only at the jobs its entries name.
+//! changed, and a look only at the jobs its entries name. An end event that
+//! carries its rc (`<i>.<t>.e<rc>`, written by the wrapper once its rc file is
+//! in place) and a start event are taken as they are: no file is read for
+//! them. An end event without an rc has the job's files read.
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs;
@@ -7,8 +10,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::fsys;
-use super::rc::parse_event_name;
-use super::state::Change;
+use super::rc::{parse_event_name, Event};
+use super::state::{Change, Obs};
 use super::Poller;
 
 /// Jobs looked at per step of a big events pass.
@@ -24,10 +27,48 @@ pub struct EventsPass {
     pub(super) listed: Option<(i64, u64)>,
     /// Entries listed, with the job index they name when it is watched in that trial.
     pub(super) entries: Vec<(OsString, Option<u64>)>,
-    /// Jobs to look at, sorted by index, with "an end event names it".
-    targets: Vec<(u64, bool)>,
+    /// Jobs the entries name, sorted by index, with what the entries say.
+    targets: Vec<(u64, Named)>,
     next: usize,
     changes: Vec<Change>,
+}
+
+/// What the entries of one pass say about one job.
+#[derive(Clone, Copy, Debug, Default)]
+struct Named {
+    started: bool,
+    ended: bool,
+    /// The rc an end event carried.
+    rc: Option<i32>,
+}
+
+impl Named {
+    fn add(&mut self, event: Event) {
+        match event {
+            Event::Start => self.started = true,
+            Event::End(rc) => {
+                self.ended = true;
+                self.rc = match (self.rc, rc) {
+                    (Some(a), Some(b)) => Some(merge_rc(a, b)),
+                    (a, b) => a.or(b),
+                };
+            }
+        }
+    }
+
+    /// An end event without an rc (or a recheck): the job's files must be read.
+    fn needs_look(&self) -> bool {
+        self.ended && self.rc.is_none()
+    }
+}
+
+/// Two end events of one trial with different rcs cannot come from one wrapper;
+/// should they exist, a failure wins over 0, then the larger rc (order-free).
+fn merge_rc(a: i32, b: i32) -> i32 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        _ => a.max(b),
+    }
 }
 
 fn folder_sig(path: &Path) -> Option<(i64, u64)> {
@@ -68,9 +109,9 @@ impl Poller {
                 }
             }
         }
-        let mut named: HashMap<u64, bool> = HashMap::new();
+        let mut named: HashMap<u64, Named> = HashMap::new();
         for (name, target) in pass.entries.iter_mut() {
-            let Some((index, trial, ended)) = name.to_str().and_then(parse_event_name) else {
+            let Some((index, trial, event)) = name.to_str().and_then(parse_event_name) else {
                 continue;
             };
             if self
@@ -79,57 +120,73 @@ impl Poller {
                 .is_some_and(|&s| self.jobs[s].trial == trial)
             {
                 *target = Some(index);
-                *named.entry(index).or_insert(false) |= ended;
+                named.entry(index).or_default().add(event);
             }
         }
         for &index in &self.recheck {
-            named.entry(index).or_insert(true);
+            named.entry(index).or_default().add(Event::End(None));
         }
         pass.targets = named.into_iter().collect();
         pass.targets.sort_unstable_by_key(|t| t.0);
         pass
     }
 
-    /// Look at the next bounded batch of named jobs; true when all were handled.
+    /// Handle the next bounded batch of named jobs; true when all were handled.
+    /// Only end events without an rc have files read, on `threads` threads when many.
     pub fn events_step(&mut self, pass: &mut EventsPass) -> bool {
         let end = (pass.next + STEP_JOBS).min(pass.targets.len());
         let batch = &pass.targets[pass.next..end];
-        let slots: Vec<usize> = batch.iter().map(|(index, _)| self.slots[index]).collect();
-        let threads = if batch.len() >= PARALLEL_MIN {
+        let look: Vec<usize> = batch
+            .iter()
+            .filter(|(_, n)| n.needs_look())
+            .map(|(index, _)| self.slots[index])
+            .collect();
+        let threads = if look.len() >= PARALLEL_MIN {
             self.threads
         } else {
             1
         };
-        let observed = {
+        let mut observed = {
             let jobs = &self.jobs;
-            let look = |part: &[usize]| -> Vec<_> {
-                part.iter().map(|&s| jobs[s].observe(pass.now_ns)).collect()
+            let now = pass.now_ns;
+            let serial = |part: &[usize]| -> Vec<_> {
+                part.iter().map(|&s| jobs[s].observe(now)).collect()
             };
-            if threads < 2 || slots.is_empty() {
-                look(&slots)
+            if threads < 2 || look.is_empty() {
+                serial(&look)
             } else {
-                let per = slots.len().div_ceil(threads);
+                let per = look.len().div_ceil(threads);
                 std::thread::scope(|scope| {
-                    let mut parts = slots.chunks(per);
-                    let head = parts.next().expect("slots is not empty");
-                    let handles: Vec<_> = parts.map(|p| scope.spawn(move || look(p))).collect();
-                    let mut out = look(head);
+                    let mut parts = look.chunks(per);
+                    let head = parts.next().expect("look is not empty");
+                    let handles: Vec<_> = parts.map(|p| scope.spawn(move || serial(p))).collect();
+                    let mut out = serial(head);
                     for h in handles {
                         out.extend(h.join().expect("events thread panicked"));
                     }
                     out
                 })
             }
-        };
-        for (&(index, end_named), obs) in batch.iter().zip(observed) {
+        }
+        .into_iter();
+        for &(index, named) in batch {
             let slot = self.slots[&index];
+            let obs = if named.needs_look() {
+                observed.next().expect("one observation per looked-at job")
+            } else {
+                Obs {
+                    rc: named.rc,
+                    start_seen: named.started,
+                    ..Obs::default()
+                }
+            };
             let ended = obs.rc.is_some();
             if let Some(change) = self.jobs[slot].apply(obs) {
                 pass.changes.push(change);
             }
             if ended {
                 self.remove(index);
-            } else if end_named {
+            } else if named.ended {
                 self.recheck.insert(index);
             }
         }
@@ -145,26 +202,13 @@ impl Poller {
             None => true,
             Some(index) => done.binary_search_by_key(index, |t| t.0).is_ok(),
         };
-        let doomed: Vec<_> = pass
-            .entries
-            .iter()
-            .filter(|(_, target)| handled(target))
-            .map(|(name, _)| self.events_dir.join(name))
-            .collect();
-        let threads = if doomed.len() >= PARALLEL_MIN {
-            self.threads
-        } else {
-            1
-        };
-        if threads < 2 {
-            doomed.iter().for_each(|p| fsys::unlink_quietly(p));
-        } else {
-            let per = doomed.len().div_ceil(threads);
-            std::thread::scope(|scope| {
-                for part in doomed.chunks(per) {
-                    scope.spawn(move || part.iter().for_each(|p| fsys::unlink_quietly(p)));
-                }
-            });
+        // Serial on purpose: unlinks in one folder queue on the folder's lock, and a
+        // second thread only adds context switches (measured: 8.7 vs 10.5 µs each).
+        if let Some(folder) = fsys::Folder::open(&self.events_dir) {
+            pass.entries
+                .iter()
+                .filter(|(_, target)| handled(target))
+                .for_each(|(name, _)| folder.unlink_quietly(name));
         }
         if pass.next >= pass.targets.len() {
             if let Some(sig) = pass.listed {

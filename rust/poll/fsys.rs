@@ -1,6 +1,9 @@
 //! The few filesystem calls of a poll pass, and the stat signature that gates reads.
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Read};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -85,9 +88,35 @@ pub fn read_head(mut file: File, size: u64, buf: &mut [u8; RC_READ_LIMIT]) -> Op
     Some(filled)
 }
 
-/// Remove a file, ignoring every failure (already gone, a folder, no permission).
-pub fn unlink_quietly(path: &Path) {
-    let _ = fs::remove_file(path);
+/// A folder held open, to remove its entries by name (`unlinkat`): no walk of
+/// the folder's path per entry, and no path to build.
+#[derive(Debug)]
+pub struct Folder(File);
+
+impl Folder {
+    pub fn open(path: &Path) -> Option<Self> {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(path)
+            .ok()
+            .map(Folder)
+    }
+
+    /// Remove the file `name` (one path component), ignoring every failure.
+    pub fn unlink_quietly(&self, name: &OsStr) {
+        let bytes = name.as_bytes();
+        let mut buf = [0u8; 256];
+        if bytes.is_empty() || bytes.len() >= buf.len() || bytes.iter().any(|&b| b == 0 || b == b'/') {
+            return; // not one entry of this folder: never ours
+        }
+        buf[..bytes.len()].copy_from_slice(bytes);
+        // SAFETY: `buf` is NUL-terminated (zeroed past `bytes`) and outlives the call;
+        // the descriptor is owned by `self.0` and open.
+        unsafe {
+            libc::unlinkat(self.0.as_raw_fd(), buf.as_ptr().cast(), 0);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -114,8 +143,23 @@ mod tests {
         assert_eq!(read_head(file, 1, &mut buf), Some(1));
         let (dir, sig) = open_stat(d.path()).unwrap();
         assert_eq!(read_head(dir, sig.size, &mut buf), None); // a folder opens, but does not read
-        unlink_quietly(&p);
-        unlink_quietly(&p);
+        fs::remove_file(&p).unwrap();
         assert!(!exists(&p));
+    }
+
+    #[test]
+    fn folder_unlinks_by_name() {
+        let d = TempDir::new("folder");
+        fs::write(d.path().join("a.1.e0"), b"").unwrap();
+        fs::create_dir(d.path().join("sub")).unwrap();
+        let f = Folder::open(d.path()).unwrap();
+        f.unlink_quietly(OsStr::new("a.1.e0"));
+        f.unlink_quietly(OsStr::new("a.1.e0")); // already gone
+        f.unlink_quietly(OsStr::new("sub")); // a folder stays
+        f.unlink_quietly(OsStr::new("")); // nothing to do
+        f.unlink_quietly(OsStr::new("../x"));
+        assert!(!exists(&d.path().join("a.1.e0")));
+        assert!(d.path().join("sub").is_dir());
+        assert!(Folder::open(&d.path().join("a.1.e0")).is_none());
     }
 }

@@ -43,19 +43,39 @@ pub fn parse_rc(data: &[u8]) -> Option<i32> {
     std::str::from_utf8(line).ok()?.parse::<i32>().ok()
 }
 
-/// `"<index>.<trial>.<s|e>"` -> (index, trial, ended); None when it does not parse.
-pub fn parse_event_name(name: &str) -> Option<(u64, u64, bool)> {
+/// What an event entry says about its job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// `<index>.<trial>.s`: the wrapper started.
+    Start,
+    /// `<index>.<trial>.e<rc>`: the wrapper recorded its rc file, and the rc is in
+    /// the name; `<index>.<trial>.e` (no rc): the rc file must be read.
+    End(Option<i32>),
+}
+
+/// `"<index>.<trial>.<s|e|e<rc>>"` -> (index, trial, event); None when it does not parse.
+pub fn parse_event_name(name: &str) -> Option<(u64, u64, Event)> {
     let mut parts = name.split('.');
     let (index, trial, kind) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
         return None;
     }
-    let ended = match kind {
-        "s" => false,
-        "e" => true,
+    let event = match kind.as_bytes() {
+        b"s" => Event::Start,
+        b"e" => Event::End(None),
+        [b'e', rest @ ..] => Event::End(Some(event_rc(rest)?)),
         _ => return None,
     };
-    Some((number(index)?, number(trial)?, ended))
+    Some((number(index)?, number(trial)?, event))
+}
+
+/// The rc carried by an end event's name: `-?[0-9]+` within i32.
+fn event_rc(s: &[u8]) -> Option<i32> {
+    let digits = s.strip_prefix(b"-").unwrap_or(s);
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(s).ok()?.parse().ok()
 }
 
 fn number(s: &str) -> Option<u64> {
@@ -111,20 +131,34 @@ mod tests {
 
     #[test]
     fn event_names() {
-        assert_eq!(parse_event_name("12.3.e"), Some((12, 3, true)));
-        assert_eq!(parse_event_name("0.0.s"), Some((0, 0, false)));
-        assert_eq!(parse_event_name("007.1.s"), Some((7, 1, false)));
+        assert_eq!(parse_event_name("12.3.e"), Some((12, 3, Event::End(None))));
+        assert_eq!(parse_event_name("12.3.e0"), Some((12, 3, Event::End(Some(0)))));
+        assert_eq!(parse_event_name("12.3.e143"), Some((12, 3, Event::End(Some(143)))));
+        assert_eq!(parse_event_name("1.0.e-15"), Some((1, 0, Event::End(Some(-15)))));
+        assert_eq!(parse_event_name("1.0.e007"), Some((1, 0, Event::End(Some(7)))));
+        assert_eq!(parse_event_name("0.0.s"), Some((0, 0, Event::Start)));
+        assert_eq!(parse_event_name("007.1.s"), Some((7, 1, Event::Start)));
         for bad in [
             "12.3",
             "12.3.x",
             "12.3.e.tmp",
+            "12.3.e0.tmp",
+            "12.3.e+1",
+            "12.3.e-",
+            "12.3.e--1",
+            "12.3.e1x",
+            "12.3.e 1",
+            "12.3.e2147483648",
+            "12.3.s0",
             "a.1.s",
             "+1.1.s",
             "1..s",
             ".1.1.s",
             "1.1.S",
+            "1.1.E0",
             "99999999999999999999.1.s",
-            "١.1.s",
+            "\u{661}.1.s",
+            "1.1.e\u{661}",
         ] {
             assert_eq!(parse_event_name(bad), None, "{bad}");
         }

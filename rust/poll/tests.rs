@@ -244,3 +244,39 @@ fn unchanged_old_folder_is_not_listed() {
     assert_eq!(p.poll_events(), [ch(0, 0, None)]);
     assert!(events(r).is_empty());
 }
+
+#[test]
+fn events_that_carry_their_news_are_not_followed_by_reads() {
+    // no start or rc file exists: only the names can have told the poller
+    let d = rundir(4);
+    let r = d.path();
+    let mut p = Poller::new(r, 1).unwrap();
+    p.watch(&[(0, 1), (1, 1), (2, 1), (3, 1)]);
+    put(r, "events/0.1.s", b"");
+    put(r, "events/1.1.s", b"");
+    put(r, "events/1.1.e143", b"");
+    put(r, "events/2.1.e-15", b"");
+    put(r, "events/3.0.e0", b""); // another trial: ignored, but consumed
+    assert_eq!(
+        p.poll_events(),
+        [ch(0, 1, None), ch(1, 1, Some(143)), ch(2, 1, Some(-15))]
+    );
+    assert!(events(r).is_empty());
+    assert!(p.recheck.is_empty());
+    assert_eq!(p.watched().collect::<Vec<_>>(), [(0, 1), (3, 1)]);
+    // a second start event of a started job is no news
+    put(r, "events/0.1.s", b"");
+    assert_eq!(p.poll_events(), []);
+}
+
+#[test]
+fn an_rc_in_the_name_wins_over_a_bare_end_event() {
+    let d = rundir(1);
+    let r = d.path();
+    let mut p = Poller::new(r, 1).unwrap();
+    p.watch(&[(0, 2)]);
+    put(r, "events/0.2.e", b"");
+    put(r, "events/0.2.e7", b"");
+    assert_eq!(p.poll_events(), [ch(0, 2, Some(7))]);
+    assert!(p.recheck.is_empty() && p.is_empty());
+}
