@@ -16,6 +16,12 @@ For N in-flight jobs (all started, none ended), one pass is timed when
 Each cell is "wall (cpu)" of one pass, the median of --repeat runs (idle events
 passes: the mean of many calls). CPU is process CPU time (all threads).
 
+A second table is a steady load, as the runner meets it: N jobs in flight, a
+separate writer process ending --rate of them a second (rc file by temp +
+rename, then the end event, as wrappers do) and the same number of new jobs
+starting, while the loop runs one events pass a second and a sweep every 30 s
+(the runner's cadence). It prints the loop's CPU share of one core.
+
     python benchmarks/bench_poll.py                # 1k, 10k, 100k (several minutes)
     python benchmarks/bench_poll.py --quick        # smoke run, a few seconds
 """
@@ -119,6 +125,82 @@ def bench_ours(root: Path, n: int, repeat: int, idle_calls: int) -> dict[str, di
                 settle()
         out[name] = {label: median(s) for label, s in samples.items()}
     return out
+
+
+STEADY_WRITER = r"""
+import os, sys, time
+root, n, rate, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+ev = os.path.join(root, "events")
+t0 = time.monotonic()
+for tick in range(int(seconds)):
+    for k in range(tick * rate, (tick + 1) * rate):
+        d = f"{root}/jobs/{k}"  # job k ends ...
+        with open(f"{d}/rc.0.tmp", "w") as f:
+            f.write("0\n")
+        os.replace(f"{d}/rc.0.tmp", f"{d}/rc.0")
+        open(f"{ev}/{k}.0.e0", "w").close()
+        d = f"{root}/jobs/{n + k}"  # ... and job n + k starts
+        with open(f"{d}/start.0", "w") as f:
+            f.write("host 1 1 1\n")
+        open(f"{ev}/{n + k}.0.s", "w").close()
+    time.sleep(max(0.0, t0 + tick + 1 - time.monotonic()))
+"""
+
+
+def bench_steady(root: Path, n: int, rate: int, seconds: float) -> dict[str, float]:
+    """The runner's loop under a steady load (see the module doc); CPU of the loop only."""
+    extra = rate * int(seconds)
+    build_rundir(root, n)
+    for i in range(n, n + extra):
+        (root / "jobs" / str(i)).mkdir()
+    poller = RustPoller(str(root), 2)
+    poller.watch([(i, 0) for i in range(n)])
+    poller.sweep()
+    poller.poll_events()
+    writer = subprocess.Popen(
+        [sys.executable, "-c", STEADY_WRITER, str(root), str(n), str(rate), str(seconds)]
+    )
+    seen = passes = sweeps = 0
+    sweep_cpu = 0.0
+    c0, w0 = time.process_time(), time.perf_counter()
+    next_sweep = w0 + 30.0
+    while True:
+        time.sleep(1.0)
+        changes = poller.poll_events()
+        passes += 1
+        if time.perf_counter() >= next_sweep:
+            s0 = time.process_time()
+            changes += poller.sweep()
+            sweep_cpu += time.process_time() - s0
+            sweeps += 1
+            next_sweep += 30.0
+        ended = [c[0] for c in changes if c[3] is not None]
+        seen += len(ended)
+        poller.watch([(i + n, 0) for i in ended])  # each ended job's slot takes a new one
+        if writer.poll() is not None and seen >= extra:
+            break
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    writer.wait()
+    assert len(poller) == n, (len(poller), n)
+    shutil.rmtree(root)
+    return {"jobs": n, "rate": rate, "wall": wall, "cpu": cpu, "passes": passes,
+            "completions": seen, "sweeps": sweeps, "sweep_cpu": sweep_cpu}
+
+
+def report_steady(r: dict[str, float]) -> None:
+    events_cpu = r["cpu"] - r["sweep_cpu"]
+    print()
+    print(
+        f"steady load: {int(r['jobs']):,} in flight, {int(r['rate'])} completions/s for "
+        f"{r['wall']:.0f} s ({int(r['completions']):,} completions, {int(r['passes'])} events "
+        f"passes, {int(r['sweeps'])} sweeps every 30 s)"
+    )
+    print(
+        f"loop CPU {r['cpu'] * 1e3:.0f} ms = {r['cpu'] / r['wall']:.2%} of one core "
+        f"(goal < 2%): events passes {events_cpu / r['passes'] * 1e3:.2f} ms each "
+        f"({events_cpu / max(r['completions'], 1) * 1e6:.1f} µs per completion, "
+        f"start events included), sweeps {r['sweep_cpu'] * 1e3:.0f} ms"
+    )
 
 
 def median(samples: list[Sample]) -> Sample:
@@ -236,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--xqute-venv", default="/tmp/xqdecl-bench-xqute-venv")
     ap.add_argument("--no-xqute", action="store_true")
     ap.add_argument("--dir", default=None, help="where the rundirs go (default: $TMPDIR)")
+    ap.add_argument("--steady", type=float, default=60.0,
+                    help="seconds of the steady-load run at the largest size (0: skip)")
+    ap.add_argument("--rate", type=int, default=100, help="completions a second, steady load")
     args = ap.parse_args(argv)
     sizes = [300] if args.quick else [int(s) for s in args.sizes.split(",")]
     repeat = 1 if args.quick else args.repeat
@@ -253,11 +338,20 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault((n, scen), {}).update(cells)
             shutil.rmtree(root)
         load = os.getloadavg()[0]
+        steady = None
+        if args.steady > 0 or args.quick:
+            n = max(sizes)
+            seconds = 3.0 if args.quick else args.steady
+            print(f"  {time.strftime('%X')} {n:>7} jobs: steady load, {seconds:.0f} s",
+                  file=sys.stderr)
+            steady = bench_steady(Path(tmp) / "steady", n, args.rate, seconds)
         for n in sizes if python is not None else []:  # after ours: it takes minutes
             print(f"  {time.strftime('%X')} {n:>7} jobs: xqute", file=sys.stderr)
             for scen, sample in bench_xqute(python, Path(tmp), n, 1).items():
                 results[(n, scen)]["xqute"] = sample
     report(results, sizes, load)
+    if steady is not None:
+        report_steady(steady)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +24,14 @@ def test_bench_poll_quick(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    for column in ["events Rust", "events Py", "sweep Rust 1t", "sweep Rust 2t", "sweep Py"]:
+    for column in ["events Rust", "events Rust bare", "events Py", "sweep Rust 1t",
+                   "sweep Rust 2t", "sweep Py"]:
         assert column in out
     rows = [line.split()[:2] for line in out.splitlines() if line.startswith("300 ")]
     assert rows == [["300", "none"], ["300", "1%"], ["300", "all"]]
     assert "idle events pass at 300 in flight" in out
+    # the steady load: every job the writer ended was reported, the loop's share printed
+    steady = re.search(r"steady load: 300 in flight, 100 completions/s .*\((\d+) completions", out)
+    assert steady and int(steady[1]) == 300, out
+    assert re.search(r"loop CPU \d+ ms = [0-9.]+% of one core", out), out
     assert list(tmp_path.iterdir()) == []  # the rundirs are cleaned up
