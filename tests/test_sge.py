@@ -12,84 +12,24 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from tests import cluster_bed
+from tests.cluster_bed import Bed, ctx_for, every, poll, run, write_job
 from xqdecl.backends.base import BackendContext, Liveness, Submission
 from xqdecl.backends.sge import SgeBackend
-from xqdecl.errors import BackendError, SpecError
+from xqdecl.errors import BackendError
 from xqdecl.spec import SgeOptions
 
 COMMANDS = ("qsub", "qstat", "qacct", "qdel")
 
 
-# -- helpers -------------------------------------------------------------------------
-@dataclass
-class Bed:
-    """A rundir with job wrappers, shim commands that count calls, and a backend."""
-
-    rundir: Path
-    bin: Path
-    backend: SgeBackend
-    subs: list[Submission]
-
-    def calls(self, command: str) -> list[str]:
-        log = self.bin / f"{command}.calls"
-        return log.read_text().splitlines() if log.exists() else []
-
-    def rc(self, sub: Submission) -> int | None:
-        path = self.rundir / "jobs" / str(sub.index) / f"rc.{sub.trial}"
-        text = path.read_text().strip() if path.exists() else ""
-        return int(text.splitlines()[0]) if text else None
-
-    def wait_rcs(self, subs: Sequence[Submission], limit: float = 90) -> dict[int, int | None]:
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
-            rcs = {s.index: self.rc(s) for s in subs}
-            if all(rc is not None for rc in rcs.values()):
-                return rcs
-            time.sleep(0.2)
-        return {s.index: self.rc(s) for s in subs}
-
-
-def write_job(rundir: Path, index: int, body: str) -> Path:
-    """A minimal wrapper: start file + event, the body, rc file (temp + rename) + event."""
-    meta = rundir / "jobs" / str(index)
-    meta.mkdir(parents=True, exist_ok=True)
-    script = meta / "job.sh"
-    script.write_text(
-        f"""#!/usr/bin/env bash
-t=${{1:-0}} m={meta} ev={rundir}/events
-echo "$(uname -n) $$ $$ $(date +%s)" >"$m/start.$t"
-: >"$ev/{index}.$t.s"
-( {body} ) >"$m/stdout.$t" 2>"$m/stderr.$t"
-rc=$?
-echo "$rc" >"$m/rc.$t.tmp" && mv -f "$m/rc.$t.tmp" "$m/rc.$t"
-: >"$ev/{index}.$t.e"
-exit "$rc"
-"""
-    )
-    return script
-
-
-def write_shims(bindir: Path, overrides: dict[str, str] | None = None) -> dict[str, str]:
-    """Shim commands that log each call and exec the real command (or run an override)."""
-    bindir.mkdir(parents=True, exist_ok=True)
-    paths = {}
-    for cmd in COMMANDS:
-        real = shutil.which(cmd) or f"/usr/bin/{cmd}"
-        action = (overrides or {}).get(cmd, f'exec {real} "$@"')
-        shim = bindir / cmd
-        shim.write_text(f'#!/bin/sh\necho "$*" >>{bindir}/{cmd}.calls\n{action}\n')
-        shim.chmod(0o755)
-        paths[cmd] = str(shim)
-    return paths
-
-
+# -- helpers (tests/cluster_bed.py) ------------------------------------------------------
 def make_bed(
     tmp_path: Path,
     n: int,
@@ -98,43 +38,14 @@ def make_bed(
     overrides: dict[str, str] | None = None,
     **options: Any,
 ) -> Bed:
-    rundir = tmp_path / "run"
-    (rundir / "events").mkdir(parents=True, exist_ok=True)
-    shims = write_shims(tmp_path / "bin", overrides)
-    opts = SgeOptions(**{**shims, **options})
-    subs = [
-        Submission(
-            index=i, trial=0, name=f"job{i}", group=0, options=opts,
-            script=write_job(rundir, i, body(i) if callable(body) else body),
-        )
-        for i in range(n)
-    ]  # fmt: skip
-    ctx = BackendContext(run="sgetest", rundir=rundir, mounted_rundir=str(rundir), forks=forks)
-    return Bed(rundir, tmp_path / "bin", SgeBackend(opts, ctx), subs)
+    return cluster_bed.make_bed(
+        tmp_path, n, backend=SgeBackend, options=SgeOptions, commands=COMMANDS, run_name="sgetest",
+        body=body, forks=forks, overrides=overrides, rc_wait=90, **options,
+    )  # fmt: skip
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
-def poll(bed: Bed, jids: list[str], until: Callable[[dict], bool], limit: float = 60) -> dict:
-    deadline = time.monotonic() + limit
-    states: dict = {}
-    while time.monotonic() < deadline:
-        states = run(bed.backend.query(jids))
-        if until(states):
-            return states
-        time.sleep(0.3)
-    return states
-
-
-def every(n: int, *wanted: Liveness) -> Callable[[dict], bool]:
-    """A poll condition: n jobs answered, each in one of the `wanted` states."""
-    return lambda states: len(states) == n and all(st.liveness in wanted for st in states.values())
-
-
-def ctx_for(tmp_path: Path) -> BackendContext:
-    return BackendContext(run="r1", rundir=tmp_path, mounted_rundir="/mnt/wd/r1", forks=8)
+def write_shims(bindir: Path, overrides: dict[str, str] | None = None) -> dict[str, str]:
+    return cluster_bed.write_shims(bindir, COMMANDS, overrides)
 
 
 # -- rendering (no cell needed) --------------------------------------------------------
@@ -171,10 +82,10 @@ def test_directives_from_options() -> None:
         ({"directives": ["  "]}, "directives"),
     ],
 )
-def test_directives_refuse_values_that_break_the_header(options: dict, field: str) -> None:
-    backend = SgeBackend(SgeOptions(), ctx_for(Path("/nonexistent")))
-    with pytest.raises(SpecError, match=f"scheduler.{field}"):
-        backend.directives(SgeOptions(**options))
+def test_options_refuse_values_that_break_the_header(options: dict, field: str) -> None:
+    # refused by the spec model, so `validate` reports them with file:line
+    with pytest.raises(ValidationError, match=field):
+        SgeOptions(**options)
 
 
 def test_array_script_text(tmp_path: Path) -> None:

@@ -217,6 +217,47 @@ def test_group_scheduler_options_are_checked_with_the_run_type(here: Path) -> No
     ]
 
 
+def test_cluster_option_values_are_checked_where_they_are_written(here: Path) -> None:
+    assert issues_of("""
+        [scheduler]
+        type = "slurm"
+        mem = "4 G"
+        directives = ["--exclusive", "--x\\n--y"]
+
+        [[jobs]]
+        cmd = "x"
+    """) == [
+        "spec.toml:3:7: scheduler.mem: '4 G' cannot be a Slurm option value (one word, no spaces)",
+        "spec.toml:4:14: scheduler.directives: one non-empty line per directive, got '--x\\n--y'",
+    ]
+    assert issues_of("""
+        [scheduler]
+        type = "slurm"
+
+        [[jobs]]
+        cmd = "x"
+        scheduler = { partition = "" }
+    """) == [
+        "spec.toml:6:27: jobs[0].scheduler.partition: '' cannot be a Slurm option value"
+        " (one word, no spaces)",
+    ]
+    assert issues_of("""
+        scheduler:
+          type: sge
+          queue: -all.q
+          resources: [h_vmem=2G, "mem free"]
+          pe: smp
+        jobs:
+          - cmd: x
+    """, "spec.yaml") == [
+        "spec.yaml:3:10: scheduler.queue: '-all.q' cannot be an SGE option value"
+        " (one word, no spaces)",
+        "spec.yaml:4:14: scheduler.resources: 'mem free' cannot be an SGE option value"
+        " (one word, no spaces)",
+        "spec.yaml:5:7: scheduler.pe: write \"<name> <slots>\" (e.g. \"smp 4\"), got 'smp'",
+    ]
+
+
 def test_placeholder_errors(here: Path) -> None:
     found = issues_of("""
         prescript = "cd {dir}"

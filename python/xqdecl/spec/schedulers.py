@@ -40,6 +40,28 @@ class LocalOptions(SchedulerBase):
     type: Literal["local"] = "local"
 
 
+def _one_word(value: str | None, kind: str, dash_ok: bool = True) -> str | None:
+    """A value that becomes one word of a `#SBATCH`/`#$` line."""
+    if value is None:
+        return value
+    if not value or any(c.isspace() for c in value) or (
+        not dash_ok and value.startswith(("-", "#"))
+    ):
+        raise ValueError(f"{value!r} cannot be {kind} option value (one word, no spaces)")
+    return value
+
+
+def _one_line_each(lines: list[str]) -> list[str]:
+    for raw in lines:
+        if "\n" in raw or "\r" in raw or not raw.strip():
+            raise ValueError(f"one non-empty line per directive, got {raw!r}")
+    return lines
+
+
+#: SGE's `-pe <name> <slots>`: slots is n, n-m, n- or -m
+PE_SLOTS = re.compile(r"\d+(?:-\d*)?|-\d+")
+
+
 class SlurmOptions(SchedulerBase):
     """Slurm: groups are submitted as native job arrays unless `array = false`."""
 
@@ -60,6 +82,16 @@ class SlurmOptions(SchedulerBase):
     sacct: str = "sacct"
     scancel: str = "scancel"
 
+    @field_validator("partition", "time", "mem", "gres", "account", "qos")
+    @classmethod
+    def _check_word(cls, value: str | None) -> str | None:
+        return _one_word(value, "a Slurm")
+
+    @field_validator("directives")
+    @classmethod
+    def _check_directives(cls, value: list[str]) -> list[str]:
+        return _one_line_each(value)
+
 
 class SgeOptions(SchedulerBase):
     """Son of / Univa Grid Engine: array jobs unless `array = false`."""
@@ -74,6 +106,34 @@ class SgeOptions(SchedulerBase):
     qstat: str = "qstat"
     qacct: str = "qacct"
     qdel: str = "qdel"
+
+    @field_validator("queue")
+    @classmethod
+    def _check_queue(cls, value: str | None) -> str | None:
+        return _one_word(value, "an SGE", dash_ok=False)
+
+    @field_validator("resources")
+    @classmethod
+    def _check_resources(cls, value: list[str]) -> list[str]:
+        for item in value:
+            _one_word(item, "an SGE", dash_ok=False)
+        return value
+
+    @field_validator("pe")
+    @classmethod
+    def _check_pe(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = value.split()
+        if len(parts) != 2 or not PE_SLOTS.fullmatch(parts[1]):
+            raise ValueError(f'write "<name> <slots>" (e.g. "smp 4"), got {value!r}')
+        _one_word(parts[0], "an SGE", dash_ok=False)
+        return value
+
+    @field_validator("directives")
+    @classmethod
+    def _check_directives(cls, value: list[str]) -> list[str]:
+        return _one_line_each(value)
 
 
 _SERVER = re.compile(r"(?:(?P<user>[^@\s]+)@)?(?P<host>[^@:\s]+)(?::(?P<port>\d+))?")
