@@ -13,21 +13,18 @@ or script cannot be used) never runs: it is reported failed with SGE's reason
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shlex
 import time
 from collections.abc import Sequence
-from itertools import groupby
-from pathlib import Path
 from typing import ClassVar
 
 from pydantic import BaseModel
 
 from xqdecl import liveness
-from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
-from xqdecl.backends.command import run_command
+from xqdecl.backends.arrays import ArrayBackend
+from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission, Submitted
 from xqdecl.errors import BackendError
 from xqdecl.spec import SgeOptions
 
@@ -43,10 +40,11 @@ ERROR_REASON = re.compile(
 )
 
 
-class SgeBackend(Backend):
+class SgeBackend(ArrayBackend):
     name = "sge"
-    arrays = True
     options_model: ClassVar[type[BaseModel]] = SgeOptions
+    submit_key = "qsub"
+    transient = TRANSIENT
 
     prefix = "#$"
     #: `qsub -terse` prints "<job number>" or, for an array, "<job number>.1-10:1"
@@ -59,13 +57,11 @@ class SgeBackend(Backend):
 
     def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
         super().__init__(options, ctx)
-        self.tag = f"xq-{ctx.run}"
         self._max_tasks: int | None = None
         self._tasks: dict[str, int] = {}  # array job number -> its task count
         self._errors: dict[str, str] = {}  # jid -> why SGE put it in error state
         self._ended: dict[str, JobState] = {}  # jid -> what qacct said of it
         self._qacct_off = 0.0  # monotonic time before which qacct is not asked
-        self._seq = 0
 
     # -- rendering --------------------------------------------------------------------
     def directives(self, options: BaseModel) -> list[str]:
@@ -104,18 +100,10 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         return "\n".join(head) + "\n" + body
 
     # -- scheduler commands -----------------------------------------------------------
-    async def _run(self, argv: list[str], timeout: float | None = None) -> tuple[int, str, str]:
-        return await run_command(argv, timeout or self.command_timeout)
-
-    def _cmd(self, key: str, options: BaseModel | None = None) -> str:
-        return str(getattr(options or self.options, key, key))
-
     async def max_tasks(self) -> int:
         """The cell's `max_aj_tasks` (tasks per array job), read once; 75000 if unknown."""
         if self._max_tasks is None:
-            qsub, qconf = self._cmd("qsub"), self.qconf
-            if os.sep in qsub and Path(qsub).with_name("qconf").exists():
-                qconf = str(Path(qsub).with_name("qconf"))
+            qconf = self._sibling(self.qconf)
             self._max_tasks = 75000
             with contextlib.suppress(BackendError):
                 rc, out, _ = await self._run([qconf, "-sconf"])
@@ -125,91 +113,38 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         return self._max_tasks
 
     # -- submit -----------------------------------------------------------------------
-    async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
-        def key(s: Submission) -> tuple[int, str]:
-            return s.group, s.options.model_dump_json()
-
-        results: list[Submitted] = []
-        for (group, _), subs in groupby(sorted(batch, key=lambda s: (key(s), s.index)), key):
-            group_subs = list(subs)
-            options = group_subs[0].options
-            if not getattr(options, "array", True):
-                for sub in group_subs:
-                    results.append(await self._submit_one(sub, options, self._any(results)))
-                continue
-            size = await self.max_tasks()
-            for start in range(0, len(group_subs), size):
-                chunk = group_subs[start : start + size]
-                results.extend(await self._submit_array(group, chunk, options, self._any(results)))
-        return results
-
-    @staticmethod
-    def _any(results: list[Submitted]) -> bool:
-        return any(r.jid for r in results)
-
-    def _new_id(self, group: int) -> tuple[str, Path]:
-        arrays = self.ctx.rundir / "arrays"
-        arrays.mkdir(parents=True, exist_ok=True)
-        while True:
-            self._seq += 1
-            aid = f"g{group}-{self._seq}"
-            try:
-                fd = os.open(arrays / f"{aid}.tasks", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                continue
-            os.close(fd)
-            return aid, arrays
+    async def chunk_size(self, options: BaseModel) -> int:
+        return await self.max_tasks()
 
     def _common(self, aid: str, options: BaseModel) -> list[str]:
         """qsub's own arguments: name tag, one log per submission under the rundir, bash."""
-        log_file = f"{self.ctx.mounted_rundir.rstrip('/')}/arrays/{aid}.log"
-        return [self._cmd("qsub", options), "-terse", "-N", self.tag, "-o", log_file, "-j", "y",
-                "-S", "/bin/bash", "-ac", f"xqdecl={self._token(aid)}"]  # fmt: skip
+        return [self._cmd("qsub", options), "-terse", "-N", self.tag, "-o", self._log_file(aid),
+                "-j", "y", "-S", "/bin/bash", "-ac", f"xqdecl={self._token(aid)}"]  # fmt: skip
 
     async def _submit_array(
         self, group: int, chunk: list[Submission], options: BaseModel, submitted: bool
     ) -> list[Submitted]:
-        aid, arrays = self._new_id(group)
-        (arrays / f"{aid}.tasks").write_text("".join(f"{s.index} {s.trial}\n" for s in chunk))
-        script = arrays / f"{aid}.sh"
+        aid = self._new_id(group, chunk)
+        script = self.ctx.rundir / "arrays" / f"{aid}.sh"
         script.write_text(self.array_script(aid, options))
         throttle = max(1, self.ctx.forks)
         argv = [*self._common(aid, options), "-t", f"1-{len(chunk)}", "-tc", str(throttle)]
-        jid, error = await self._qsub([*argv, str(script)], aid, submitted)
+        jid, error = await self._submit_call([*argv, str(script)], aid, submitted)
         if jid is None:
             return [Submitted(s.index, None, error) for s in chunk]
         self._tasks[jid] = len(chunk)
         return [Submitted(s.index, f"{jid}.{k}") for k, s in enumerate(chunk, start=1)]
 
     async def _submit_one(self, sub: Submission, options: BaseModel, submitted: bool) -> Submitted:
-        aid, arrays = self._new_id(sub.group)
-        (arrays / f"{aid}.tasks").write_text(f"{sub.index} {sub.trial}\n")
+        aid = self._new_id(sub.group, [sub])
         argv = [*self._common(aid, options), *self._flags(options), str(sub.script), str(sub.trial)]
-        jid, error = await self._qsub(argv, aid, submitted)
+        jid, error = await self._submit_call(argv, aid, submitted)
         return Submitted(sub.index, jid, error)
 
-    def _token(self, aid: str) -> str:
-        return f"{hashlib.sha1(str(self.ctx.rundir).encode()).hexdigest()[:10]}-{aid}"
-
-    async def _qsub(self, argv: list[str], aid: str, submitted: bool) -> tuple[str | None, str]:
-        """(job number, "") or (None, error). A transient failure before anything of
-        this batch was submitted raises BackendError, so the runner retries."""
-        try:
-            rc, out, err = await self._run(argv)
-        except BackendError as exc:
-            await self._drop_orphans(aid)  # it may have been accepted after all
-            if not submitted:
-                raise
-            return None, str(exc)
-        match = self.jid_regexp.search(out)
-        if rc == 0 and match:
-            return match["jid"], ""
+    @staticmethod
+    def _said(rc: int, out: str, err: str) -> str:
         lines = [ln.strip() for ln in (err + out).splitlines() if ln.strip() != "Exiting."]
-        said = next((ln for ln in reversed(lines) if ln), f"exit status {rc}")
-        if TRANSIENT.search(said) and not submitted:
-            await self._drop_orphans(aid)
-            raise BackendError(f"qsub failed: {said}")
-        return None, f"qsub failed: {said}"
+        return next((ln for ln in reversed(lines) if ln), f"exit status {rc}")
 
     async def _drop_orphans(self, aid: str) -> None:
         """Delete a submission that qsub may have made although it reported failure

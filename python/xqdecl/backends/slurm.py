@@ -10,20 +10,17 @@ flight, plus one `sacct` for the jobs squeue no longer shows.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shlex
 from collections.abc import Sequence
-from itertools import groupby
-from pathlib import Path
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
 from xqdecl import liveness
-from xqdecl.backends.base import Backend, BackendContext, JobState, Submission, Submitted
-from xqdecl.backends.command import run_command
+from xqdecl.backends.arrays import ArrayBackend
+from xqdecl.backends.base import BackendContext, JobState, Submission, Submitted
 from xqdecl.errors import BackendError
 from xqdecl.spec import SlurmOptions
 
@@ -41,10 +38,11 @@ HEADER_OPTIONS = (
 TRANSIENT = re.compile(r"timed out|unable to contact|connection refused|try again|busy", re.I)
 
 
-class SlurmBackend(Backend):
+class SlurmBackend(ArrayBackend):
     name = "slurm"
-    arrays = True
     options_model: ClassVar[type[BaseModel]] = SlurmOptions
+    submit_key = "sbatch"
+    transient = TRANSIENT
 
     prefix = "#SBATCH"
     #: `sbatch --parsable` prints "<id>" or "<id>;<cluster>"
@@ -57,11 +55,9 @@ class SlurmBackend(Backend):
 
     def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
         super().__init__(options, ctx)
-        self.tag = f"xq-{ctx.run}"
         self._config: dict[str, str] | None = None
         self._raw: dict[str, str] = {}  # "<array>_<task>" -> raw job id (for `sacct -c`)
         self._tasks: dict[str, tuple[int, str]] = {}  # array job id -> (tasks, "arrays/<id>")
-        self._seq = 0
 
     # -- rendering --------------------------------------------------------------------
     def directives(self, options: BaseModel) -> list[str]:
@@ -85,7 +81,7 @@ class SlurmBackend(Backend):
         root = self.ctx.mounted_rundir.rstrip("/") or "/"
         arrays = shlex.quote(f"{root}/arrays")
         jobs = shlex.quote(f"{root}/jobs")
-        log_file = f"{root}/arrays/{aid}.log"
+        log_file = self._log_file(aid)
         head = [
             "#!/usr/bin/env bash",
             f"{self.prefix} --job-name={self.tag}",
@@ -106,19 +102,10 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         return "\n".join(head) + "\n" + body
 
     # -- scheduler commands -----------------------------------------------------------
-    async def _run(self, argv: list[str], timeout: float | None = None) -> tuple[int, str, str]:
-        return await run_command(argv, timeout or self.command_timeout)
-
-    def _cmd(self, key: str, options: BaseModel | None = None) -> str:
-        return str(getattr(options or self.options, key, key))
-
     async def config(self) -> dict[str, str]:
         """`scontrol show config`, read once (an empty dict when it cannot be read)."""
         if self._config is None:
-            sbatch = self._cmd("sbatch")
-            scontrol = self.scontrol
-            if os.sep in sbatch and Path(sbatch).with_name("scontrol").exists():
-                scontrol = str(Path(sbatch).with_name("scontrol"))
+            scontrol = self._sibling(self.scontrol)
             self._config = {}
             with contextlib.suppress(BackendError):
                 rc, out, _ = await self._run([scontrol, "show", "config"])
@@ -129,7 +116,8 @@ exec bash {jobs}/"$index"/job.sh "$trial"
                             self._config[key.strip()] = value.strip()
         return self._config
 
-    async def max_array_size(self, options: BaseModel) -> int:
+    async def chunk_size(self, options: BaseModel) -> int:
+        """`max_array_size`, else the cluster's MaxArraySize (1001 if unknown)."""
         size = getattr(options, "max_array_size", None)
         if size:
             return int(size)
@@ -137,97 +125,39 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         return int(value) if value.isdigit() and int(value) > 0 else 1001
 
     # -- submit -----------------------------------------------------------------------
-    async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
-        def key(s: Submission) -> tuple[int, str]:
-            return s.group, s.options.model_dump_json()
-
-        results: list[Submitted] = []
-        for (group, _), subs in groupby(sorted(batch, key=lambda s: (key(s), s.index)), key):
-            group_subs = list(subs)
-            options = group_subs[0].options
-            if not getattr(options, "array", True):
-                for sub in group_subs:
-                    results.append(await self._submit_one(sub, options, self._any(results)))
-                continue
-            size = await self.max_array_size(options)
-            for start in range(0, len(group_subs), size):
-                chunk = group_subs[start : start + size]
-                results.extend(await self._submit_array(group, chunk, options, self._any(results)))
-        return results
-
-    @staticmethod
-    def _any(results: list[Submitted]) -> bool:
-        """Whether something of this batch is already with the scheduler."""
-        return any(r.jid for r in results)
-
-    def _new_id(self, group: int) -> tuple[str, Path]:
-        arrays = self.ctx.rundir / "arrays"
-        arrays.mkdir(parents=True, exist_ok=True)
-        while True:
-            self._seq += 1
-            aid = f"g{group}-{self._seq}"
-            try:
-                fd = os.open(arrays / f"{aid}.tasks", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                continue
-            os.close(fd)
-            return aid, arrays
-
     async def _submit_array(
         self, group: int, chunk: list[Submission], options: BaseModel, submitted: bool
     ) -> list[Submitted]:
-        aid, arrays = self._new_id(group)
-        (arrays / f"{aid}.tasks").write_text("".join(f"{s.index} {s.trial}\n" for s in chunk))
-        script = arrays / f"{aid}.sh"
+        aid = self._new_id(group, chunk)
+        script = self.ctx.rundir / "arrays" / f"{aid}.sh"
         script.write_text(self.array_script(aid, options))
         throttle = getattr(options, "array_throttle", None) or self.ctx.forks
-        argv = [self._cmd("sbatch", options), "--parsable", f"--comment={self._token(aid)}"]
+        argv = [self._cmd("sbatch", options), "--parsable", f"--comment={self._comment(aid)}"]
         argv += [f"--array=0-{len(chunk) - 1}%{max(1, throttle)}", str(script)]
-        jid, error = await self._sbatch(argv, aid, submitted)
+        jid, error = await self._submit_call(argv, aid, submitted)
         if jid is None:
             return [Submitted(s.index, None, error) for s in chunk]
         self._tasks[jid] = (len(chunk), aid)
         return [Submitted(s.index, f"{jid}_{k}") for k, s in enumerate(chunk)]
 
     async def _submit_one(self, sub: Submission, options: BaseModel, submitted: bool) -> Submitted:
-        aid, arrays = self._new_id(sub.group)
-        (arrays / f"{aid}.tasks").write_text(f"{sub.index} {sub.trial}\n")
-        log_file = f"{self.ctx.mounted_rundir.rstrip('/')}/arrays/{aid}.log"
-        argv = [self._cmd("sbatch", options), "--parsable", f"--comment={self._token(aid)}"]
+        aid = self._new_id(sub.group, [sub])
+        log_file = self._log_file(aid)
+        argv = [self._cmd("sbatch", options), "--parsable", f"--comment={self._comment(aid)}"]
         argv += [f"--job-name={self.tag}", f"--output={log_file}", f"--error={log_file}"]
         argv += [*self._flags(options), str(sub.script), str(sub.trial)]
-        jid, error = await self._sbatch(argv, aid, submitted)
+        jid, error = await self._submit_call(argv, aid, submitted)
         return Submitted(sub.index, jid, error)
 
-    def _token(self, aid: str) -> str:
-        digest = hashlib.sha1(str(self.ctx.rundir).encode()).hexdigest()[:10]
-        return f"xqdecl:{digest}:{aid}"
-
-    async def _sbatch(self, argv: list[str], aid: str, submitted: bool) -> tuple[str | None, str]:
-        """(job id, "") or (None, error). A transient failure before anything of
-        this batch was submitted raises BackendError, so the runner retries."""
-        try:
-            rc, out, err = await self._run(argv)
-        except BackendError as exc:
-            await self._drop_orphans(aid)  # it may have been accepted after all
-            if not submitted:
-                raise
-            return None, str(exc)
-        match = self.jid_regexp.search(out)
-        if rc == 0 and match:
-            return match["jid"], ""
-        said = (err.strip() or out.strip() or f"exit status {rc}").splitlines()[-1]
-        if TRANSIENT.search(said) and not submitted:
-            await self._drop_orphans(aid)
-            raise BackendError(f"sbatch failed: {said}")
-        return None, f"sbatch failed: {said}"
+    def _comment(self, aid: str) -> str:
+        return f"xqdecl:{self._token(aid)}"
 
     async def _drop_orphans(self, aid: str) -> None:
         """Cancel a submission that sbatch may have made although it reported failure."""
         with contextlib.suppress(BackendError):
             argv = [self._cmd("squeue"), "-h", "-t", "all", f"--name={self.tag}", "-o", "%F|%k"]
             rc, out, _ = await self._run(argv)
-            token = self._token(aid)
+            token = self._comment(aid)
             ids = [ln.split("|")[0] for ln in out.splitlines() if ln.endswith("|" + token)]
             if rc == 0 and ids:
                 await self._run([self._cmd("scancel"), *sorted(set(ids))])

@@ -1,0 +1,152 @@
+"""What the cluster backends that submit job arrays (Slurm, SGE) have in common.
+
+A group's queued jobs go out as arrays of at most `chunk_size` tasks; task k of
+the array `<aid>` runs the wrapper named by line k of `arrays/<aid>.tasks`
+(`<index> <trial>`). A group with `array = false` is submitted one job per call.
+A submit command that fails in a way worth retrying, before anything of the
+batch was accepted, raises BackendError so the runner retries the whole batch;
+a submission the scheduler may have made although its command failed is
+looked up by a token and cancelled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from abc import abstractmethod
+from collections.abc import Sequence
+from itertools import groupby
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+from xqdecl.backends.base import Backend, BackendContext, Submission, Submitted
+from xqdecl.backends.command import run_command
+from xqdecl.errors import BackendError
+
+
+class ArrayBackend(Backend):
+    arrays = True
+    #: the option naming the submit command ("sbatch", "qsub")
+    submit_key: ClassVar[str]
+    #: the job id in the submit command's output
+    jid_regexp: ClassVar[re.Pattern[str]]
+    #: submit errors worth a retry of the whole batch (the controller is busy or away)
+    transient: ClassVar[re.Pattern[str]]
+    command_timeout: ClassVar[float] = 60.0
+
+    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+        super().__init__(options, ctx)
+        self.tag = f"xq-{ctx.run}"
+        self._seq = 0
+
+    # -- commands ---------------------------------------------------------------------
+    async def _run(self, argv: list[str], timeout: float | None = None) -> tuple[int, str, str]:
+        return await run_command(argv, timeout or self.command_timeout)
+
+    def _cmd(self, key: str, options: BaseModel | None = None) -> str:
+        """The command an option names (e.g. `sbatch = "/opt/slurm/bin/sbatch"`)."""
+        return str(getattr(options or self.options, key, key))
+
+    def _sibling(self, command: str) -> str:
+        """`command` from the submit command's folder when the spec gave a path to it."""
+        submit = self._cmd(self.submit_key)
+        if os.sep in submit and Path(submit).with_name(command).exists():
+            return str(Path(submit).with_name(command))
+        return command
+
+    # -- submit -----------------------------------------------------------------------
+    @abstractmethod
+    async def chunk_size(self, options: BaseModel) -> int:
+        """Tasks per array at most."""
+
+    @abstractmethod
+    async def _submit_array(
+        self, group: int, chunk: list[Submission], options: BaseModel, submitted: bool
+    ) -> list[Submitted]: ...
+
+    @abstractmethod
+    async def _submit_one(
+        self, sub: Submission, options: BaseModel, submitted: bool
+    ) -> Submitted: ...
+
+    @abstractmethod
+    async def _drop_orphans(self, aid: str) -> None:
+        """Cancel what the submission `aid` may have made although its command failed."""
+
+    async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
+        def key(s: Submission) -> tuple[int, str]:
+            return s.group, s.options.model_dump_json()
+
+        results: list[Submitted] = []
+        for (group, _), subs in groupby(sorted(batch, key=lambda s: (key(s), s.index)), key):
+            group_subs = list(subs)
+            options = group_subs[0].options
+            if not getattr(options, "array", True):
+                for sub in group_subs:
+                    results.append(await self._submit_one(sub, options, self._any(results)))
+                continue
+            size = await self.chunk_size(options)
+            for start in range(0, len(group_subs), size):
+                chunk = group_subs[start : start + size]
+                results.extend(await self._submit_array(group, chunk, options, self._any(results)))
+        return results
+
+    @staticmethod
+    def _any(results: list[Submitted]) -> bool:
+        """Whether something of this batch is already with the scheduler."""
+        return any(r.jid for r in results)
+
+    def _new_id(self, group: int, subs: Sequence[Submission]) -> str:
+        """A fresh submission id `g<group>-<n>`, its tasks file written."""
+        arrays = self.ctx.rundir / "arrays"
+        arrays.mkdir(parents=True, exist_ok=True)
+        while True:
+            self._seq += 1
+            aid = f"g{group}-{self._seq}"
+            try:
+                fd = os.open(arrays / f"{aid}.tasks", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write("".join(f"{s.index} {s.trial}\n" for s in subs))
+            return aid
+
+    def _token(self, aid: str) -> str:
+        """What marks the submission `aid` of this rundir at the scheduler."""
+        return f"{hashlib.sha1(str(self.ctx.rundir).encode()).hexdigest()[:10]}-{aid}"
+
+    def _log_file(self, aid: str) -> str:
+        """The scheduler's own log of a submission, as the execution host sees it."""
+        return f"{self.ctx.mounted_rundir.rstrip('/')}/arrays/{aid}.log"
+
+    @staticmethod
+    def _said(rc: int, out: str, err: str) -> str:
+        """The line of a failed submit command's output worth showing."""
+        return (err.strip() or out.strip() or f"exit status {rc}").splitlines()[-1]
+
+    async def _submit_call(
+        self, argv: list[str], aid: str, submitted: bool
+    ) -> tuple[str | None, str]:
+        """(job id, "") or (None, error). A transient failure before anything of
+        this batch was submitted raises BackendError, so the runner retries."""
+        what = self.submit_key
+        try:
+            rc, out, err = await self._run(argv)
+        except BackendError as exc:
+            await self._drop_orphans(aid)  # it may have been accepted after all
+            if not submitted:
+                raise
+            return None, str(exc)
+        match = self.jid_regexp.search(out)
+        if rc == 0 and match:
+            return match["jid"], ""
+        said = self._said(rc, out, err)
+        if self.transient.search(said) and not submitted:
+            with contextlib.suppress(BackendError):
+                await self._drop_orphans(aid)
+            raise BackendError(f"{what} failed: {said}")
+        return None, f"{what} failed: {said}"
