@@ -202,13 +202,33 @@ impl Poller {
             None => true,
             Some(index) => done.binary_search_by_key(index, |t| t.0).is_ok(),
         };
-        // Serial on purpose: unlinks in one folder queue on the folder's lock, and a
-        // second thread only adds context switches (measured: 8.7 vs 10.5 µs each).
-        if let Some(folder) = fsys::Folder::open(&self.events_dir) {
-            pass.entries
-                .iter()
-                .filter(|(_, target)| handled(target))
-                .for_each(|(name, _)| folder.unlink_quietly(name));
+        let doomed: Vec<&OsString> = pass
+            .entries
+            .iter()
+            .filter(|(_, target)| handled(target))
+            .map(|(name, _)| name)
+            .collect();
+        if !doomed.is_empty() {
+            if let Some(folder) = fsys::Folder::open(&self.events_dir) {
+                let folder = &folder;
+                let threads = if doomed.len() >= PARALLEL_MIN {
+                    self.threads
+                } else {
+                    1
+                };
+                if threads < 2 {
+                    doomed.iter().for_each(|name| folder.unlink_quietly(name));
+                } else {
+                    // unlinks in one folder partly queue on its lock: 2 threads still
+                    // gain about a quarter (measured in C: 5-6 µs vs 7-8 µs each)
+                    let per = doomed.len().div_ceil(threads);
+                    std::thread::scope(|scope| {
+                        for part in doomed.chunks(per) {
+                            scope.spawn(move || part.iter().for_each(|n| folder.unlink_quietly(n)));
+                        }
+                    });
+                }
+            }
         }
         if pass.next >= pass.targets.len() {
             if let Some(sig) = pass.listed {
