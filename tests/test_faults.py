@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xqdecl
+from tests.processes import pids_left, pids_with
 from xqdecl import journal as J
 from xqdecl.backends.local import LocalBackend
 from xqdecl.errors import BackendError, ExitCode
@@ -37,11 +38,6 @@ def _run_cli(spec: Path, *args: str, capture: bool = True) -> subprocess.Popen[s
         [sys.executable, "-m", "xqdecl.cli", "--output", "quiet", "run", str(spec), *args],
         text=True, stdout=pipe, stderr=pipe, start_new_session=True,
     )
-
-
-def _pids_with(marker: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", f"^{marker}"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 # -- the runner killed at random instants --------------------------------------------------
@@ -173,7 +169,7 @@ def test_children_left_behind_are_cleaned_up(write_spec: Write) -> None:
     result = xqdecl.run(xqdecl.load_spec(spec), reporter=xqdecl.Reporter())
     assert result.ok
     time.sleep(0.2)
-    assert _pids_with("sleep 313.5") == []
+    assert pids_left("sleep 313.5") == []
 
 
 def test_cancel_reaches_every_child_of_a_job(write_spec: Write, tmp_path: Path) -> None:
@@ -187,12 +183,12 @@ def test_cancel_reaches_every_child_of_a_job(write_spec: Write, tmp_path: Path) 
         if (tmp_path / "forked").exists():
             break
         time.sleep(0.05)
-    assert len(_pids_with(marker)) == 2
+    assert len(pids_with(marker)) == 2
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)
     assert proc.returncode == 130
     time.sleep(0.2)
-    assert _pids_with(marker) == []
+    assert pids_left(marker) == []
 
 
 def test_flaky_scheduler_queries_are_retried(write_spec: Write,

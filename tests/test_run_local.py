@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.processes import pids_left
 
 Xq = Callable[..., tuple[int, str, str]]
 Write = Callable[..., Path]
@@ -187,11 +188,6 @@ def _wait_running(xq: Xq, spec: Path, n: int, timeout: float = 90) -> dict:
     raise AssertionError("jobs never started")
 
 
-def _pids_with(marker: str) -> list[int]:
-    out = subprocess.run(["pgrep", "-f", f"^{marker}"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_interrupt_cancels_live_jobs_and_exits_130(xq: Xq, write_spec: Write, sig: int) -> None:
     marker = f"sleep 7{sig}1.5"
@@ -208,7 +204,7 @@ def test_interrupt_cancels_live_jobs_and_exits_130(xq: Xq, write_spec: Write, si
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     time.sleep(0.3)
-    assert _pids_with(marker) == []
+    assert pids_left(marker) == []
     counts = _status(xq, spec)["counts"]
     assert counts.get("cancelled") == 2 and counts.get("queued") == 1
     assert not _status(xq, spec)["live"]
@@ -269,7 +265,7 @@ def test_kill_from_another_terminal(xq: Xq, write_spec: Write) -> None:
     assert code == 0, err
     proc.communicate(timeout=60)
     assert proc.returncode == 130
-    assert _pids_with("sleep 61.25") == []
+    assert pids_left("sleep 61.25") == []
     assert _status(xq, spec)["counts"] == {"cancelled": 2}
 
 
@@ -383,4 +379,4 @@ def test_second_interrupt_kills_without_waiting(xq: Xq, write_spec: Write, tmp_p
     assert time.monotonic() - t0 < 30
     assert "again" in err
     time.sleep(0.3)
-    assert _pids_with(marker) == []
+    assert pids_left(marker) == []

@@ -172,7 +172,10 @@ def test_rewriting_the_wrapper_by_rename_does_not_disturb_a_running_job(tmp_path
 
     script, meta = _make(tmp_path, "sleep 1; echo first-version")
     proc = subprocess.Popen(["bash", str(script), "0"], start_new_session=True)
-    time.sleep(0.3)
+    for _ in range(200):  # bash is running the script once the start file is there
+        if (meta / "start.0").exists():
+            break
+        time.sleep(0.05)
     changed = script.read_text().replace("first-version", "SECOND") + "echo junk\n" * 50
     write_wrapper(script, changed)
     assert proc.wait(timeout=20) == 0
