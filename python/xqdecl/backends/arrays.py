@@ -6,7 +6,8 @@ the array `<aid>` runs the wrapper named by line k of `arrays/<aid>.tasks`
 A submit command that fails in a way worth retrying, before anything of the
 batch was accepted, raises BackendError so the runner retries the whole batch;
 a submission the scheduler may have made although its command failed is
-looked up by a token and cancelled.
+looked up by a token and cancelled. The gbatch backend, whose arrays are Batch
+jobs, uses `by_group` and `ArrayIds` too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import hashlib
 import os
 import re
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from itertools import groupby
 from pathlib import Path
 from typing import ClassVar
@@ -26,6 +27,39 @@ from pydantic import BaseModel
 from xqdecl.backends.base import Backend, BackendContext, Submission, Submitted
 from xqdecl.backends.command import run_command
 from xqdecl.errors import BackendError
+
+
+def by_group(batch: Sequence[Submission]) -> Iterator[tuple[int, list[Submission]]]:
+    """The batch's jobs by group (and by options, which a group's jobs share), by index."""
+
+    def key(s: Submission) -> tuple[int, str]:
+        return s.group, s.options.model_dump_json()
+
+    for (group, _), subs in groupby(sorted(batch, key=lambda s: (key(s), s.index)), key):
+        yield group, list(subs)
+
+
+class ArrayIds:
+    """Fresh submission ids `g<group>-<n>` of a rundir, each with its tasks file."""
+
+    def __init__(self, rundir: Path) -> None:
+        self.arrays = rundir / "arrays"
+        self._seq = 0
+
+    def new(self, group: int, subs: Sequence[Submission]) -> str:
+        """An id whose `arrays/<id>.tasks` did not exist, now holding `<index> <trial>` lines."""
+        self.arrays.mkdir(parents=True, exist_ok=True)
+        while True:
+            self._seq += 1
+            aid = f"g{group}-{self._seq}"
+            try:
+                fd = os.open(self.arrays / f"{aid}.tasks", os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                             0o644)
+            except FileExistsError:
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write("".join(f"{s.index} {s.trial}\n" for s in subs))
+            return aid
 
 
 class ArrayBackend(Backend):
@@ -41,7 +75,7 @@ class ArrayBackend(Backend):
     def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
         super().__init__(options, ctx)
         self.tag = f"xq-{ctx.run}"
-        self._seq = 0
+        self.ids = ArrayIds(ctx.rundir)
 
     # -- commands ---------------------------------------------------------------------
     async def _run(self, argv: list[str], timeout: float | None = None) -> tuple[int, str, str]:
@@ -78,12 +112,8 @@ class ArrayBackend(Backend):
         """Cancel what the submission `aid` may have made although its command failed."""
 
     async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
-        def key(s: Submission) -> tuple[int, str]:
-            return s.group, s.options.model_dump_json()
-
         results: list[Submitted] = []
-        for (group, _), subs in groupby(sorted(batch, key=lambda s: (key(s), s.index)), key):
-            group_subs = list(subs)
+        for group, group_subs in by_group(batch):
             options = group_subs[0].options
             if not getattr(options, "array", True):
                 for sub in group_subs:
@@ -99,21 +129,6 @@ class ArrayBackend(Backend):
     def _any(results: list[Submitted]) -> bool:
         """Whether something of this batch is already with the scheduler."""
         return any(r.jid for r in results)
-
-    def _new_id(self, group: int, subs: Sequence[Submission]) -> str:
-        """A fresh submission id `g<group>-<n>`, its tasks file written."""
-        arrays = self.ctx.rundir / "arrays"
-        arrays.mkdir(parents=True, exist_ok=True)
-        while True:
-            self._seq += 1
-            aid = f"g{group}-{self._seq}"
-            try:
-                fd = os.open(arrays / f"{aid}.tasks", os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write("".join(f"{s.index} {s.trial}\n" for s in subs))
-            return aid
 
     def _token(self, aid: str) -> str:
         """What marks the submission `aid` of this rundir at the scheduler."""

@@ -24,12 +24,12 @@ import re
 import shlex
 import time
 from collections.abc import Sequence
-from itertools import groupby
 from pathlib import PurePosixPath
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from xqdecl.backends.arrays import ArrayIds, by_group
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
 from xqdecl.backends.command import run_command
 from xqdecl.errors import BackendError, SpecError
@@ -135,7 +135,7 @@ class GbatchBackend(Backend):
                             "a gs:// workdir is not supported by gbatch yet")
         self.run_label = hashlib.sha1(str(ctx.rundir).encode()).hexdigest()[:12]
         self._where: dict[str, tuple[str | None, str | None]] = {}  # job -> (project, location)
-        self._seq = 0
+        self.ids = ArrayIds(ctx.rundir)
         self._listed: tuple[float, str | None, str | None, dict[str, JobState]] = (
             -1e9, None, None, {})
 
@@ -149,26 +149,12 @@ class GbatchBackend(Backend):
         return await run_command(argv, self.command_timeout)
 
     async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
-        def key(s: Submission) -> tuple[int, str]:
-            return s.group, s.options.model_dump_json()
-
         results: list[Submitted] = []
-        for (group, _), subs in groupby(sorted(batch, key=lambda s: (key(s), s.index)), key):
-            chunk_list = list(subs)
-            for start in range(0, len(chunk_list), MAX_TASKS):
-                chunk = chunk_list[start : start + MAX_TASKS]
+        for group, group_subs in by_group(batch):
+            for start in range(0, len(group_subs), MAX_TASKS):
+                chunk = group_subs[start : start + MAX_TASKS]
                 results += await self._submit_array(group, chunk, any(r.jid for r in results))
         return results
-
-    def _new_id(self, group: int) -> str:
-        arrays = self.ctx.rundir / "arrays"
-        arrays.mkdir(parents=True, exist_ok=True)
-        while True:
-            self._seq += 1
-            aid = f"g{group}-{self._seq}"
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(arrays / f"{aid}.tasks", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-                return aid
 
     def array_script(self, aid: str) -> str:
         root = self.ctx.mounted_rundir.rstrip("/")
@@ -186,9 +172,8 @@ exec bash {jobs}/"$index"/job.sh "$trial"
                             ) -> list[Submitted]:
         options = chunk[0].options
         assert isinstance(options, GbatchOptions)
-        aid = self._new_id(group)
-        arrays = self.ctx.rundir / "arrays"
-        (arrays / f"{aid}.tasks").write_text("".join(f"{s.index} {s.trial}\n" for s in chunk))
+        aid = self.ids.new(group, chunk)
+        arrays = self.ids.arrays
         (arrays / f"{aid}.sh").write_text(self.array_script(aid))
         stamp = format(time.time_ns() // 1_000_000, "x")
         name = f"xq-{slug(self.ctx.run, 24)}-{self.run_label[:6]}-{slug(aid, 12)}-{stamp}"

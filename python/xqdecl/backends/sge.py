@@ -124,7 +124,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
     async def _submit_array(
         self, group: int, chunk: list[Submission], options: BaseModel, submitted: bool
     ) -> list[Submitted]:
-        aid = self._new_id(group, chunk)
+        aid = self.ids.new(group, chunk)
         script = self.ctx.rundir / "arrays" / f"{aid}.sh"
         script.write_text(self.array_script(aid, options))
         throttle = max(1, self.ctx.forks)
@@ -136,7 +136,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         return [Submitted(s.index, f"{jid}.{k}") for k, s in enumerate(chunk, start=1)]
 
     async def _submit_one(self, sub: Submission, options: BaseModel, submitted: bool) -> Submitted:
-        aid = self._new_id(sub.group, [sub])
+        aid = self.ids.new(sub.group, [sub])
         argv = [*self._common(aid, options), *self._flags(options), str(sub.script), str(sub.trial)]
         jid, error = await self._submit_call(argv, aid, submitted)
         return Submitted(sub.index, jid, error)

@@ -128,7 +128,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
     async def _submit_array(
         self, group: int, chunk: list[Submission], options: BaseModel, submitted: bool
     ) -> list[Submitted]:
-        aid = self._new_id(group, chunk)
+        aid = self.ids.new(group, chunk)
         script = self.ctx.rundir / "arrays" / f"{aid}.sh"
         script.write_text(self.array_script(aid, options))
         throttle = getattr(options, "array_throttle", None) or self.ctx.forks
@@ -141,7 +141,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         return [Submitted(s.index, f"{jid}_{k}") for k, s in enumerate(chunk)]
 
     async def _submit_one(self, sub: Submission, options: BaseModel, submitted: bool) -> Submitted:
-        aid = self._new_id(sub.group, [sub])
+        aid = self.ids.new(sub.group, [sub])
         log_file = self._log_file(aid)
         argv = [self._cmd("sbatch", options), "--parsable", f"--comment={self._comment(aid)}"]
         argv += [f"--job-name={self.tag}", f"--output={log_file}", f"--error={log_file}"]
