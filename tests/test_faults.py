@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xqdecl
-from tests.processes import pids_left, pids_with
+from tests.waits import pids_left, pids_with, wait_for_file
 from xqdecl import journal as J
 from xqdecl.backends.local import LocalBackend
 from xqdecl.errors import BackendError, ExitCode
@@ -179,10 +179,7 @@ def test_cancel_reaches_every_child_of_a_job(write_spec: Write, tmp_path: Path) 
         cmd = "{marker} & {marker} & touch forked; wait"
     """)
     proc = _run_cli(spec)
-    for _ in range(200):
-        if (tmp_path / "forked").exists():
-            break
-        time.sleep(0.05)
+    wait_for_file(tmp_path / "forked", 10)
     assert len(pids_with(marker)) == 2
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=60)

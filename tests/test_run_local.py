@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from tests.processes import pids_left
+from tests.waits import pids_left, wait_for_file
 
 Xq = Callable[..., tuple[int, str, str]]
 Write = Callable[..., Path]
@@ -364,10 +364,7 @@ def test_second_interrupt_kills_without_waiting(xq: Xq, write_spec: Write, tmp_p
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
         env={**os.environ, "XQDECL_CANCEL_GRACE": "120"},
     )
-    for _ in range(600):
-        if (tmp_path / "started").exists():
-            break
-        time.sleep(0.1)
+    wait_for_file(tmp_path / "started", 60)
     time.sleep(0.5)
     os.kill(proc.pid, signal.SIGINT)
     time.sleep(1.0)

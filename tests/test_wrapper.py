@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.waits import wait_for_file
 from xqdecl.wrapper import WrapperInput, command_line, render
 
 
@@ -75,10 +76,7 @@ def test_env_and_xqdecl_variables(tmp_path: Path) -> None:
 def test_sigterm_is_a_failure_and_named(tmp_path: Path) -> None:
     script, meta = _make(tmp_path, ["sleep", "30"])
     proc = subprocess.Popen(["bash", str(script), "0"], start_new_session=True)
-    for _ in range(100):
-        if (meta / "start.0").exists():
-            break
-        time.sleep(0.05)
+    wait_for_file(meta / "start.0", 5)
     time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGTERM)
     assert proc.wait(timeout=20) != 0
@@ -172,10 +170,7 @@ def test_rewriting_the_wrapper_by_rename_does_not_disturb_a_running_job(tmp_path
 
     script, meta = _make(tmp_path, "sleep 1; echo first-version")
     proc = subprocess.Popen(["bash", str(script), "0"], start_new_session=True)
-    for _ in range(200):  # bash is running the script once the start file is there
-        if (meta / "start.0").exists():
-            break
-        time.sleep(0.05)
+    wait_for_file(meta / "start.0", 10)  # bash is running the script once it is there
     changed = script.read_text().replace("first-version", "SECOND") + "echo junk\n" * 50
     write_wrapper(script, changed)
     assert proc.wait(timeout=20) == 0

@@ -98,20 +98,22 @@ class Poller(Protocol):
 class _Named:
     """What the entries of one events pass say about one job."""
 
-    __slots__ = ("ended", "rc")
+    __slots__ = ("ended", "rcs")
 
     def __init__(self) -> None:
         self.ended = False
-        self.rc: int | None = None
+        self.rcs: set[int] = set()  # the rcs end events carried
 
     def add(self, ended: bool, rc: int | None) -> None:
         self.ended = self.ended or ended
-        if self.rc is None or rc is None:
-            self.rc = rc if self.rc is None else self.rc
-        elif self.rc == 0 or rc == 0:  # (one wrapper never sends two; be order-free)
-            self.rc = self.rc or rc
-        else:
-            self.rc = max(self.rc, rc)
+        if rc is not None:
+            self.rcs.add(rc)
+
+    @property
+    def told(self) -> int | None:
+        """The rc the names tell; None when they tell none, or several (one wrapper
+        never sends two: the rc file decides)."""
+        return next(iter(self.rcs)) if len(self.rcs) == 1 else None
 
 
 class _Job:
@@ -198,11 +200,12 @@ class PyPoller:
         changes: list[Change] = []
         for index in sorted(named):
             job, news = self._jobs[index], named[index]
-            if news.ended and news.rc is None:  # a bare end event: read the files
+            told = news.told
+            if news.ended and told is None:  # a bare end event: read the files
                 change = self._check(index, job, now)
-            elif news.rc is not None:
+            elif told is not None:
                 del self._jobs[index]
-                change = (index, job.trial, True, news.rc)
+                change = (index, job.trial, True, told)
             elif not job.started:
                 job.started = True
                 change = (index, job.trial, True, None)

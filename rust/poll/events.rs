@@ -12,6 +12,7 @@ use std::path::Path;
 use super::fsys;
 use super::rc::{parse_event_name, Event};
 use super::state::{Change, Obs};
+use super::threads::filter_map_on;
 use super::Poller;
 
 /// Jobs looked at per step of a big events pass.
@@ -40,6 +41,8 @@ struct Named {
     ended: bool,
     /// The rc an end event carried.
     rc: Option<i32>,
+    /// End events named different rcs (one wrapper never does): the rc file decides.
+    mixed: bool,
 }
 
 impl Named {
@@ -48,26 +51,23 @@ impl Named {
             Event::Start => self.started = true,
             Event::End(rc) => {
                 self.ended = true;
-                self.rc = match (self.rc, rc) {
-                    (Some(a), Some(b)) => Some(merge_rc(a, b)),
-                    (a, b) => a.or(b),
-                };
+                match (self.rc, rc) {
+                    (None, Some(b)) => self.rc = Some(b),
+                    (Some(a), Some(b)) if a != b => self.mixed = true,
+                    _ => {}
+                }
             }
         }
     }
 
+    /// The rc the names tell, when they tell one.
+    fn told(&self) -> Option<i32> {
+        self.rc.filter(|_| !self.mixed)
+    }
+
     /// An end event without an rc (or a recheck): the job's files must be read.
     fn needs_look(&self) -> bool {
-        self.ended && self.rc.is_none()
-    }
-}
-
-/// Two end events of one trial with different rcs cannot come from one wrapper;
-/// should they exist, a failure wins over 0, then the larger rc (order-free).
-fn merge_rc(a: i32, b: i32) -> i32 {
-    match (a, b) {
-        (0, x) | (x, 0) => x,
-        _ => a.max(b),
+        self.ended && self.told().is_none()
     }
 }
 
@@ -146,36 +146,17 @@ impl Poller {
         } else {
             1
         };
-        let mut observed = {
-            let jobs = &self.jobs;
-            let now = pass.now_ns;
-            let serial = |part: &[usize]| -> Vec<_> {
-                part.iter().map(|&s| jobs[s].observe(now)).collect()
-            };
-            if threads < 2 || look.is_empty() {
-                serial(&look)
-            } else {
-                let per = look.len().div_ceil(threads);
-                std::thread::scope(|scope| {
-                    let mut parts = look.chunks(per);
-                    let head = parts.next().expect("look is not empty");
-                    let handles: Vec<_> = parts.map(|p| scope.spawn(move || serial(p))).collect();
-                    let mut out = serial(head);
-                    for h in handles {
-                        out.extend(h.join().expect("events thread panicked"));
-                    }
-                    out
-                })
-            }
-        }
-        .into_iter();
+        let jobs = &self.jobs;
+        let now = pass.now_ns;
+        let mut observed =
+            filter_map_on(&look, threads, |_, &slot| Some(jobs[slot].observe(now))).into_iter();
         for &(index, named) in batch {
             let slot = self.slots[&index];
             let obs = if named.needs_look() {
                 observed.next().expect("one observation per looked-at job")
             } else {
                 Obs {
-                    rc: named.rc,
+                    rc: named.told(),
                     start_seen: named.started,
                     ..Obs::default()
                 }
@@ -210,24 +191,17 @@ impl Poller {
             .collect();
         if !doomed.is_empty() {
             if let Some(folder) = fsys::Folder::open(&self.events_dir) {
-                let folder = &folder;
+                // unlinks in one folder partly queue on its lock: 2 threads still
+                // gain about a quarter (measured in C: 5-6 µs vs 7-8 µs each)
                 let threads = if doomed.len() >= PARALLEL_MIN {
                     self.threads
                 } else {
                     1
                 };
-                if threads < 2 {
-                    doomed.iter().for_each(|name| folder.unlink_quietly(name));
-                } else {
-                    // unlinks in one folder partly queue on its lock: 2 threads still
-                    // gain about a quarter (measured in C: 5-6 µs vs 7-8 µs each)
-                    let per = doomed.len().div_ceil(threads);
-                    std::thread::scope(|scope| {
-                        for part in doomed.chunks(per) {
-                            scope.spawn(move || part.iter().for_each(|n| folder.unlink_quietly(n)));
-                        }
-                    });
-                }
+                filter_map_on(&doomed, threads, |_, name| {
+                    folder.unlink_quietly(name);
+                    None::<()>
+                });
             }
         }
         if pass.next >= pass.targets.len() {

@@ -107,7 +107,10 @@ impl Folder {
     pub fn unlink_quietly(&self, name: &OsStr) {
         let bytes = name.as_bytes();
         let mut buf = [0u8; 256];
-        if bytes.is_empty() || bytes.len() >= buf.len() || bytes.iter().any(|&b| b == 0 || b == b'/') {
+        if bytes.is_empty()
+            || bytes.len() >= buf.len()
+            || bytes.iter().any(|&b| b == 0 || b == b'/')
+        {
             return; // not one entry of this folder: never ours
         }
         buf[..bytes.len()].copy_from_slice(bytes);

@@ -20,6 +20,7 @@ mod sweep;
 pub(crate) mod testdir;
 #[cfg(test)]
 mod tests;
+mod threads;
 
 pub use events::EventsPass;
 pub use state::Change;

@@ -132,10 +132,22 @@ mod tests {
     #[test]
     fn event_names() {
         assert_eq!(parse_event_name("12.3.e"), Some((12, 3, Event::End(None))));
-        assert_eq!(parse_event_name("12.3.e0"), Some((12, 3, Event::End(Some(0)))));
-        assert_eq!(parse_event_name("12.3.e143"), Some((12, 3, Event::End(Some(143)))));
-        assert_eq!(parse_event_name("1.0.e-15"), Some((1, 0, Event::End(Some(-15)))));
-        assert_eq!(parse_event_name("1.0.e007"), Some((1, 0, Event::End(Some(7)))));
+        assert_eq!(
+            parse_event_name("12.3.e0"),
+            Some((12, 3, Event::End(Some(0))))
+        );
+        assert_eq!(
+            parse_event_name("12.3.e143"),
+            Some((12, 3, Event::End(Some(143))))
+        );
+        assert_eq!(
+            parse_event_name("1.0.e-15"),
+            Some((1, 0, Event::End(Some(-15))))
+        );
+        assert_eq!(
+            parse_event_name("1.0.e007"),
+            Some((1, 0, Event::End(Some(7))))
+        );
         assert_eq!(parse_event_name("0.0.s"), Some((0, 0, Event::Start)));
         assert_eq!(parse_event_name("007.1.s"), Some((7, 1, Event::Start)));
         for bad in [

@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 
 use super::fsys;
 use super::state::{Change, Job, Obs};
+use super::threads::filter_map_on;
 use super::Poller;
 
 /// Below this many jobs a step stays on the calling thread.
@@ -25,36 +26,15 @@ pub struct SweepPass {
 }
 
 /// Observe `jobs` (slots `base..`), on up to `threads` threads; non-empty observations.
-pub(crate) fn observe_all(
-    jobs: &[Job],
-    base: usize,
-    threads: usize,
-    now: i64,
-) -> Vec<(usize, Obs)> {
-    let serial = |part: &[Job], first: usize| -> Vec<(usize, Obs)> {
-        part.iter()
-            .enumerate()
-            .filter_map(|(i, job)| {
-                let obs = job.observe(now);
-                (!obs.is_empty()).then_some((first + i, obs))
-            })
-            .collect()
+fn observe_all(jobs: &[Job], base: usize, threads: usize, now: i64) -> Vec<(usize, Obs)> {
+    let threads = if jobs.len() < PARALLEL_MIN {
+        1
+    } else {
+        threads
     };
-    if threads < 2 || jobs.len() < PARALLEL_MIN {
-        return serial(jobs, base);
-    }
-    let per = jobs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let mut parts = jobs.chunks(per).enumerate();
-        let (_, head) = parts.next().expect("jobs is not empty");
-        let handles: Vec<_> = parts
-            .map(|(k, part)| scope.spawn(move || serial(part, base + k * per)))
-            .collect();
-        let mut out = serial(head, base);
-        for h in handles {
-            out.extend(h.join().expect("sweep thread panicked"));
-        }
-        out
+    filter_map_on(jobs, threads, |i, job| {
+        let obs = job.observe(now);
+        (!obs.is_empty()).then_some((base + i, obs))
     })
 }
 

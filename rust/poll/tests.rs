@@ -280,3 +280,16 @@ fn an_rc_in_the_name_wins_over_a_bare_end_event() {
     assert_eq!(p.poll_events(), [ch(0, 2, Some(7))]);
     assert!(p.recheck.is_empty() && p.is_empty());
 }
+
+#[test]
+fn end_events_naming_different_rcs_leave_it_to_the_rc_file() {
+    let d = rundir(1);
+    let r = d.path();
+    let mut p = Poller::new(r, 1).unwrap();
+    p.watch(&[(0, 0)]);
+    put(r, "events/0.0.e0", b"");
+    put(r, "events/0.0.e3", b"");
+    assert_eq!(p.poll_events(), []); // no rc file yet: wait for it
+    put(r, "jobs/0/rc.0", b"3\n");
+    assert_eq!(p.poll_events(), [ch(0, 0, Some(3))]);
+}

@@ -130,6 +130,16 @@ class ArrayBackend(Backend):
         """Whether something of this batch is already with the scheduler."""
         return any(r.jid for r in results)
 
+    def _write_script(self, aid: str, options: BaseModel) -> Path:
+        """`arrays/<aid>.sh`, the script every task of the array runs."""
+        script = self.ids.arrays / f"{aid}.sh"
+        script.write_text(self.array_script(aid, options))
+        return script
+
+    @abstractmethod
+    def array_script(self, aid: str, options: BaseModel) -> str:
+        """The script whose task k runs the wrapper named by line k of `<aid>.tasks`."""
+
     def _token(self, aid: str) -> str:
         """What marks the submission `aid` of this rundir at the scheduler."""
         return f"{hashlib.sha1(str(self.ctx.rundir).encode()).hexdigest()[:10]}-{aid}"

@@ -121,24 +121,24 @@ class Backend(ABC):
         the id; `start_info` is what the job's wrapper wrote when it started
         ('' if it has not), which may be enough to find it.
         """
-        if not jid:
-            return None
-        states = await self.query([jid])
-        state = states.get(jid)
-        alive = state is not None and state.liveness in (Liveness.PENDING, Liveness.RUNNING)
-        return jid if alive else None
+        return (await self._still_queued([jid]))[0]
 
     async def reattach_many(
         self, items: Sequence[tuple[str | None, str]]
     ) -> list[str | None]:
-        """`reattach` for many jobs: one batched query unless the backend has its own."""
+        """`reattach` for many jobs: one batched query, unless the backend finds
+        jobs its own way (overrides `reattach`), then one call each."""
         if type(self).reattach is not Backend.reattach:
             return [await self.reattach(jid, info) for jid, info in items]
-        jids = [jid for jid, _ in items if jid]
-        states = await self.query(jids) if jids else {}
+        return await self._still_queued([jid for jid, _ in items])
+
+    async def _still_queued(self, jids: Sequence[str | None]) -> list[str | None]:
+        """Each jid the scheduler still shows pending or running, else None."""
+        known = [jid for jid in jids if jid]
+        states = await self.query(known) if known else {}
         live = (Liveness.PENDING, Liveness.RUNNING)
         return [jid if jid and jid in states and states[jid].liveness in live else None
-                for jid, _ in items]
+                for jid in jids]
 
     async def kill_now(self, jids: Sequence[str]) -> None:
         """Stop the jobs without a grace (a second Ctrl-C). Defaults to `cancel`."""

@@ -167,8 +167,8 @@ class ContainerBackend(LocalBackend):
 
     # -- cancel -----------------------------------------------------------------------
     async def cancel(self, jids: Sequence[str]) -> None:
-        grace = max(1, round(cancel_grace()))
-        await self._containers(jids, ["stop", "-t", str(grace)], cancel_grace())
+        grace = cancel_grace()
+        await self._containers(jids, ["stop", "-t", str(max(1, round(grace)))], grace)
         await super().cancel(jids)
 
     async def kill_now(self, jids: Sequence[str]) -> None:

@@ -15,7 +15,7 @@ import os
 import shutil
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from pydantic import BaseModel
@@ -153,21 +153,28 @@ class LocalBackend(Backend):
 
     def _track_launched(self, index: int, pid: int) -> Submitted:
         jid = f"{pid}.{_start_ticks(pid)}"
-        try:
-            fd = os.pidfd_open(pid)
-        except OSError:  # gone already, or no pidfd: liveness falls back to /proc
-            self._launched[jid] = pid
-            return Submitted(index, jid)
         self._launched[jid] = pid
-        self._fds[pid] = fd
-        asyncio.get_running_loop().add_reader(fd, self._on_launched_exit, jid, pid)
+        # gone already, or no pidfd: liveness falls back to /proc
+        self._watch_exit(pid, self._on_launched_exit, jid)
         return Submitted(index, jid)
 
-    def _on_launched_exit(self, jid: str, pid: int) -> None:
+    def _watch_exit(self, pid: int, on_exit: Callable[[str, int], None], jid: str) -> None:
+        """Call `on_exit(jid, pid)` when the process ends (nothing without a pidfd)."""
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:
+            return
+        self._fds[pid] = fd
+        asyncio.get_running_loop().add_reader(fd, on_exit, jid, pid)
+
+    def _unwatch_exit(self, pid: int) -> None:
         fd = self._fds.pop(pid, -1)
         if fd >= 0:
             asyncio.get_running_loop().remove_reader(fd)
             os.close(fd)
+
+    def _on_launched_exit(self, jid: str, pid: int) -> None:
+        self._unwatch_exit(pid)
         with contextlib.suppress(OSError):  # what the job left in its group goes with it
             os.killpg(pid, signal.SIGKILL)
         self._launched.pop(jid, None)
@@ -175,7 +182,6 @@ class LocalBackend(Backend):
         self.ctx.wake()
 
     def _spawn(self, batch: Sequence[Submission]) -> list[Submitted]:
-        loop = asyncio.get_running_loop()
         results = []
         for sub in batch:
             try:
@@ -191,21 +197,13 @@ class LocalBackend(Backend):
                 continue
             jid = f"{pid}.{_start_ticks(pid)}"
             self._children[jid] = pid
-            try:
-                fd = os.pidfd_open(pid)
-            except OSError:  # no pidfd (old kernel): fall back to reaping on every query
-                fd = -1
-            if fd >= 0:
-                self._fds[pid] = fd
-                loop.add_reader(fd, self._on_exit, jid, pid)
+            # no pidfd (old kernel): reaped on every query instead
+            self._watch_exit(pid, self._on_exit, jid)
             results.append(Submitted(sub.index, jid))
         return results
 
     def _on_exit(self, jid: str, pid: int) -> None:
-        fd = self._fds.pop(pid, -1)
-        if fd >= 0:
-            asyncio.get_running_loop().remove_reader(fd)
-            os.close(fd)
+        self._unwatch_exit(pid)
         self._reap(jid, pid, block=True)
         self.ctx.wake()
 

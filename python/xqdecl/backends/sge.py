@@ -125,8 +125,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         self, group: int, chunk: list[Submission], options: BaseModel, submitted: bool
     ) -> list[Submitted]:
         aid = self.ids.new(group, chunk)
-        script = self.ctx.rundir / "arrays" / f"{aid}.sh"
-        script.write_text(self.array_script(aid, options))
+        script = self._write_script(aid, options)
         throttle = max(1, self.ctx.forks)
         argv = [*self._common(aid, options), "-t", f"1-{len(chunk)}", "-tc", str(throttle)]
         jid, error = await self._submit_call([*argv, str(script)], aid, submitted)

@@ -129,8 +129,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         self, group: int, chunk: list[Submission], options: BaseModel, submitted: bool
     ) -> list[Submitted]:
         aid = self.ids.new(group, chunk)
-        script = self.ctx.rundir / "arrays" / f"{aid}.sh"
-        script.write_text(self.array_script(aid, options))
+        script = self._write_script(aid, options)
         throttle = getattr(options, "array_throttle", None) or self.ctx.forks
         argv = [self._cmd("sbatch", options), "--parsable", f"--comment={self._comment(aid)}"]
         argv += [f"--array=0-{len(chunk) - 1}%{max(1, throttle)}", str(script)]
