@@ -33,9 +33,23 @@ class SpecError(XqdeclError):
 
 
 class BackendError(XqdeclError):
-    """A scheduler or infrastructure problem (command failed, timed out, unreachable)."""
+    """An infrastructure problem: the run cannot go on for reasons outside the jobs."""
 
     exit_code = ExitCode.BACKEND
+
+
+class SchedulerError(BackendError):
+    """A scheduler command failed, timed out or could not be reached.
+
+    Transient by nature: the runner retries it with back-off and gives up
+    (exit 4) only after several failures in a row.
+    """
+
+
+class StoreError(BackendError):
+    """The run directory (or its bucket) cannot be read or written: deleted,
+    read-only, full. Never retried and never blamed on a job: the run stops
+    submitting and ends with exit 4, and a rerun picks up where it stood."""
 
 
 class UnknownJobError(XqdeclError):
