@@ -50,7 +50,7 @@ def _matches(variable, job):
 def on_init(runner):
     global _log
     CALLS.clear()
-    _log = Path(runner.rd.root) / "demo-hooks.log"
+    _log = Path(runner.rundir) / "demo-hooks.log"
     _log.unlink(missing_ok=True)
     _record("on_init")
 

@@ -1,4 +1,9 @@
-"""The runner's side of plugin hooks.
+"""The runner's side of plugin hooks: the hook table, what hooks see, dispatch.
+
+`SPECS` names every hook once, with its parameters, its meaning and what
+raises it; `xqdecl.plugin` declares the simplug specs from it, and the runner
+reads `STATUS_HOOKS` / `JOBCMD_HOOKS` off it. Hooks see a `JobView` of a job,
+or, for `on_init`/`on_shutdown`, a `RunInfo` of the run (made by `run_info`).
 
 The runner asks `hooks.active` (the hook names some plugin implements) before
 doing anything for a hook, so a run without plugins pays nothing per job or
@@ -16,9 +21,76 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from xqdecl.spec import Spec
+
+
+@dataclass(frozen=True)
+class HookSpec:
+    """One hook: its name and parameters (an implementation must use the same
+    names), what it means, and how the runner raises it."""
+
+    name: str
+    params: tuple[str, ...]
+    doc: str
+    #: the job status whose arrival raises it (a notification of a job's progress)
+    status: str | None = None
+    #: it returns shell code for the wrapper, so it is sync (the others may be async)
+    snippet: bool = False
+
+
+_JOB = ("scheduler", "job")
+
+#: every hook, in the order a run meets them
+SPECS: tuple[HookSpec, ...] = (
+    HookSpec("on_init", ("runner",),
+             "The run starts, before any wrapper is rendered or job submitted; "
+             "`runner` is the run's RunInfo."),
+    HookSpec("on_shutdown", ("runner", "sig"),
+             "The run ends; `sig` is the signal name that stopped it (\"SIGINT\", ...) or None."),
+    HookSpec("on_job_init", _JOB,
+             "Once per job of the run, when the run starts (also for jobs it will skip)."),
+    HookSpec("on_job_queued", _JOB,
+             "The job waits for a free slot (at the start, and again before each retry).",
+             status="queued"),
+    HookSpec("on_job_submitting", _JOB,
+             "The job is about to be submitted; return False to skip it."),
+    HookSpec("on_job_submitted", _JOB, "The scheduler accepted the job (`job.jid` is set).",
+             status="submitted"),
+    HookSpec("on_job_started", _JOB, "The job started; always raised before its terminal hook.",
+             status="running"),
+    HookSpec("on_job_polling", ("scheduler", "job", "counter"),
+             "Once per poll cycle for each job in flight; `counter` numbers the cycles."),
+    HookSpec("on_job_killing", _JOB,
+             "The job is about to be cancelled; return False to keep it running."),
+    HookSpec("on_job_killed", _JOB, "The job was cancelled.", status="cancelled"),
+    HookSpec("on_job_failed", _JOB,
+             "A trial of the job failed (also one that will be retried: `job.trial` says which).",
+             status="failed"),
+    HookSpec("on_job_succeeded", _JOB, "The job succeeded.", status="succeeded"),
+    HookSpec("on_jobcmd_init", _JOB,
+             "Shell code run in the wrapper after the job's env is exported.", snippet=True),
+    HookSpec("on_jobcmd_prep", _JOB,
+             "Shell code run right before the command (after the prescript).", snippet=True),
+    HookSpec("on_jobcmd_end", _JOB,
+             "Shell code run after the command, before its rc is recorded ($XQDECL_JOB_RC).",
+             snippet=True),
+)
+#: every hook name
+HOOKS: tuple[str, ...] = tuple(s.name for s in SPECS)
+#: which hook a job's new status raises
+STATUS_HOOKS: dict[str, str] = {s.status: s.name for s in SPECS if s.status is not None}
+#: the hooks that give shell snippets for the wrapper
+JOBCMD_HOOKS: frozenset[str] = frozenset(s.name for s in SPECS if s.snippet)
+#: the hooks whose first argument is the run's RunInfo
+RUN_HOOKS: frozenset[str] = frozenset(s.name for s in SPECS if s.params[0] == "runner")
 
 
 class JobView:
@@ -64,6 +136,67 @@ class JobView:
                 f"rc={self.rc}, trial={self.trial}, jid={self.jid!r})")
 
 
+#: the runner's attributes plugins read before RunInfo, kept for a while (each
+#: read warns once, DeprecationWarning): what to use instead
+DEPRECATED: dict[str, str] = {
+    "rd": "use `runner.rundir` (the run directory; `runner.rd.root` is the same path)",
+    "rows": "use `runner.counts`, or the job hooks, which get each job as it changes",
+    "backend": "the job hooks get the backend as their `scheduler` argument",
+    "plan": "the job hooks get each job's command and metadir on `job`",
+    "polls": "`on_job_polling` gets the cycle number as its `counter` argument",
+    "forks": "use `runner.spec.forks`",
+    "fresh": "there is no replacement",
+    "retried": "there is no replacement",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """What `on_init(runner)` and `on_shutdown(runner, sig)` see of the run.
+
+    `counts` maps each job status to how many jobs have it; it is live (it
+    follows the run) and read-only. The runner's old attributes that plugins
+    used (`DEPRECATED`) still answer, with a DeprecationWarning the first time.
+    """
+
+    #: the run's name (the spec's `name`)
+    name: str
+    #: the run directory, `<workdir>/<name>` (a local staging folder for a cloud workdir)
+    rundir: Path
+    #: the run's validated spec
+    spec: Spec
+    counts: Mapping[str, int]
+    _source: Any = field(default=None, repr=False, compare=False)
+    _warned: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def __getattr__(self, attr: str) -> Any:
+        hint = DEPRECATED.get(attr)
+        if hint is None:
+            raise AttributeError(f"RunInfo has no attribute {attr!r} (plugins see the run's "
+                                 "name, rundir, spec and counts: see docs/plugins.md)")
+        if attr not in self._warned:
+            self._warned.add(attr)
+            warnings.warn(f"runner.{attr} is deprecated: on_init/on_shutdown get a RunInfo "
+                          f"(name, rundir, spec, counts); {hint}", DeprecationWarning,
+                          stacklevel=2)
+        if attr == "rd" and not hasattr(self._source, "rd"):
+            from xqdecl.layout import RunDir
+
+            return RunDir(self.rundir)
+        try:
+            return getattr(self._source, attr)
+        except AttributeError:
+            raise AttributeError(f"runner.{attr} is gone: {hint}") from None
+
+
+def run_info(spec: Spec, rundir: str | Path, counts: Mapping[str, int],
+             source: Any = None) -> RunInfo:
+    """The RunInfo of a run: `counts` is the runner's live count per status (read
+    through a read-only view); `source` (the runner) answers the deprecated
+    attributes for plugins that still read them."""
+    return RunInfo(spec.name, Path(rundir), spec, MappingProxyType(counts), source)
+
+
 class Hooks:
     """No plugins: every hook is inactive. Plugin support subclasses this."""
 
@@ -88,16 +221,6 @@ class Hooks:
 
 NO_HOOKS = Hooks()
 
-#: which hook a job's new status raises
-STATUS_HOOKS = {
-    "queued": "on_job_queued",
-    "submitted": "on_job_submitted",
-    "running": "on_job_started",
-    "succeeded": "on_job_succeeded",
-    "failed": "on_job_failed",
-    "cancelled": "on_job_killed",
-}
-JOBCMD_HOOKS = frozenset({"on_jobcmd_init", "on_jobcmd_prep", "on_jobcmd_end"})
 
 #: one implementation: (plugin name, function, whether it must be awaited)
 Impl = tuple[str, Callable[..., Any], bool]
@@ -121,6 +244,7 @@ class PluginHooks(Hooks):
         self.active = frozenset(self._table)
         self.plugins = tuple(plugins)  # names of the run's plugins, in call order
         self.scheduler: Any = None
+        self._info: RunInfo | None = None
         self._report: Callable[[str], None] = _stderr
         #: (plugin, hook) -> how many times it raised (or answered nonsense)
         self.errors: dict[tuple[str, str], int] = {}
@@ -131,6 +255,8 @@ class PluginHooks(Hooks):
             self._report = report
 
     async def call(self, name: str, *args: Any) -> list[Any]:
+        if name in RUN_HOOKS and args and not isinstance(args[0], RunInfo):
+            args = (self._info_of(args[0]), *args[1:])
         results = []
         for plugin, fn, is_async in self._table.get(name, ()):
             try:
@@ -144,6 +270,12 @@ class PluginHooks(Hooks):
             if out is not None:
                 results.append(out)
         return results
+
+    def _info_of(self, runner: Any) -> RunInfo:
+        """A runner that passes itself to the run hooks (the way before `run_info`)."""
+        if self._info is None or self._info._source is not runner:
+            self._info = run_info(runner.spec, runner.rd.root, runner.counts, runner)
+        return self._info
 
     def snippets(self, name: str, *args: Any) -> list[str]:
         args = (self.scheduler, *args)
@@ -184,6 +316,7 @@ class PluginHooks(Hooks):
         self._table = {}
         self.active = frozenset()
         self.scheduler = None
+        self._info = None
 
 
 def load_hooks(plugins: Sequence[str], spec: Any = None) -> Hooks:

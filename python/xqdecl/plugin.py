@@ -1,4 +1,4 @@
-"""Plugins: hook specifications and the loader that gives each run its hooks.
+"""Plugins: the loader that gives each run its hooks (declared from `xqdecl.hooks.SPECS`).
 
 A plugin is a module whose functions are decorated with `@xqdecl.plugin.impl`:
 
@@ -43,9 +43,19 @@ from simplug import (
 )
 
 from xqdecl.errors import SpecError
-from xqdecl.hooks import NO_HOOKS, Hooks, Impl, JobView, PluginHooks
+from xqdecl.hooks import (
+    HOOKS,
+    NO_HOOKS,
+    SPECS,
+    Hooks,
+    HookSpec,
+    Impl,
+    JobView,
+    PluginHooks,
+    RunInfo,
+)
 
-__all__ = ["ENTRY_POINT_GROUP", "HOOKS", "JobView", "hooks_for", "impl", "simplug"]
+__all__ = ["ENTRY_POINT_GROUP", "HOOKS", "JobView", "RunInfo", "hooks_for", "impl", "simplug"]
 
 #: the entry-point group plugins register under (in a package's pyproject.toml:
 #: `[project.entry-points.xqdecl] name = "module"`)
@@ -58,101 +68,36 @@ impl = simplug.impl
 _LOCK = threading.Lock()  # the simplug registry is process-global
 
 
-def _spec(fn: Any) -> Any:
-    """Declare a hook (once: a reload of this module finds it declared)."""
+def _declare(hook: HookSpec) -> None:
+    """Declare one hook of `SPECS` to simplug (once: a reload finds it declared).
+
+    simplug checks an implementation's parameter names against the spec's
+    signature, and takes an async spec to allow `def` and `async def` alike; the
+    snippet hooks are sync (wrappers are rendered without awaiting anything).
+    """
     try:
-        getattr(simplug.hooks, fn.__name__)
+        getattr(simplug.hooks, hook.name)
+        return
     except NoSuchHookSpec:
-        simplug.spec(fn, warn_sync_impl_on_async=False)
-    return fn
+        pass
+
+    if hook.snippet:
+        def spec(*args: Any) -> Any:
+            return None
+    else:
+        async def spec(*args: Any) -> Any:
+            return None
+
+    spec.__name__ = spec.__qualname__ = hook.name
+    spec.__doc__ = hook.doc
+    spec.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+         for name in hook.params])
+    simplug.spec(spec, warn_sync_impl_on_async=False)
 
 
-# -- hook specifications ------------------------------------------------------------------
-# Notification hooks are async specs: an implementation may be `def` or `async def`.
-# The jobcmd hooks are sync (wrappers are rendered without awaiting anything).
-
-
-@_spec
-async def on_init(runner):
-    """The run starts, before any wrapper is rendered or job submitted."""
-
-
-@_spec
-async def on_shutdown(runner, sig):
-    """The run ends; `sig` is the signal name that stopped it ("SIGINT", ...) or None."""
-
-
-@_spec
-async def on_job_init(scheduler, job):
-    """Once per job of the run, when the run starts (also for jobs it will skip)."""
-
-
-@_spec
-async def on_job_queued(scheduler, job):
-    """The job waits for a free slot (at the start, and again before each retry)."""
-
-
-@_spec
-async def on_job_submitting(scheduler, job):
-    """The job is about to be submitted; return False to skip it."""
-
-
-@_spec
-async def on_job_submitted(scheduler, job):
-    """The scheduler accepted the job (`job.jid` is set)."""
-
-
-@_spec
-async def on_job_started(scheduler, job):
-    """The job started; always raised before its terminal hook."""
-
-
-@_spec
-async def on_job_polling(scheduler, job, counter):
-    """Once per poll cycle for each job in flight; `counter` numbers the cycles."""
-
-
-@_spec
-async def on_job_killing(scheduler, job):
-    """The job is about to be cancelled; return False to keep it running."""
-
-
-@_spec
-async def on_job_killed(scheduler, job):
-    """The job was cancelled."""
-
-
-@_spec
-async def on_job_failed(scheduler, job):
-    """A trial of the job failed (also one that will be retried: `job.trial` says which)."""
-
-
-@_spec
-async def on_job_succeeded(scheduler, job):
-    """The job succeeded."""
-
-
-@_spec
-def on_jobcmd_init(scheduler, job):
-    """Shell code run in the wrapper after the job's env is exported."""
-
-
-@_spec
-def on_jobcmd_prep(scheduler, job):
-    """Shell code run right before the command (after the prescript)."""
-
-
-@_spec
-def on_jobcmd_end(scheduler, job):
-    """Shell code run after the command, before its rc is recorded ($XQDECL_JOB_RC)."""
-
-
-HOOKS = (
-    "on_init", "on_shutdown", "on_job_init", "on_job_queued", "on_job_submitting",
-    "on_job_submitted", "on_job_started", "on_job_polling", "on_job_killing",
-    "on_job_killed", "on_job_failed", "on_job_succeeded",
-    "on_jobcmd_init", "on_jobcmd_prep", "on_jobcmd_end",
-)
+for _hook in SPECS:
+    _declare(_hook)
 
 
 # -- loading --------------------------------------------------------------------------------
