@@ -78,6 +78,7 @@ def test_paths_resolve_against_the_spec_folder(tmp_path: Path) -> None:
         {
             "workdir": "state",
             "cwd": "work/{sample}",
+            "scheduler": {"type": "slurm"},  # not local: its folders need not exist here
             "jobs": [
                 {"cmd": "x", "cwd": "../{sample}", "matrix": {"sample": ["a"]}},
                 {"cmd": "y", "cwd": "/abs/dir"},

@@ -17,17 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from xqdecl.spec.guards import check_cwd, check_text
 from xqdecl.spec.issues import Issue, SpecIssues, pydantic_issues
 from xqdecl.spec.models import GroupSettings
 from xqdecl.spec.params import GroupParams, group_params
 from xqdecl.spec.schedulers import merge_options
 from xqdecl.spec.template import Loc, Template, TemplateError
+from xqdecl.spec.values import MAX_JOBS
+
+__all__ = ["MAX_JOBS", "GroupPlan", "finish"]
 
 if TYPE_CHECKING:
     from xqdecl.spec.models import Spec
 
-#: Most jobs one run may have (each has a metadir and a journal row).
-MAX_JOBS = 10_000_000
 #: How many duplicate job names an error lists.
 SHOWN_DUPLICATES = 3
 
@@ -52,7 +54,8 @@ class GroupPlan:
 class _Collector:
     def __init__(self) -> None:
         self.issues: list[Issue] = []
-        self.reported: set[Loc] = set()
+        self.reported: set[Loc] = set()  # run-level templates with unknown placeholders
+        self.guarded: set[Loc] = set()  # run-level templates with bad text or folder
 
     def template(self, text: str, loc: Loc) -> Template:
         try:
@@ -108,8 +111,8 @@ def finish(spec: Spec, context: dict[str, Any]) -> list[GroupPlan]:
             postscript=(found.template(group.postscript, (*where, "postscript"))
                         if group.postscript is not None else run_post),
         )
-        if names_known:
-            _check_placeholders(plan, g, found)
+        if names_known and _check_placeholders(plan, g, found):
+            _check_values(spec, plan, g, found)
         plans.append(plan)
         offset += plan.count
     if offset > MAX_JOBS:
@@ -156,19 +159,33 @@ def _settings(spec: Spec, g: int, context: dict[str, Any], found: _Collector) ->
     )
 
 
-def _check_placeholders(plan: GroupPlan, g: int, found: _Collector) -> None:
+def _check_values(spec: Spec, plan: GroupPlan, g: int, found: _Collector) -> None:
+    """What the group's jobs would receive: no NUL, names one line without '/',
+    and on the local backend working folders that exist."""
+    problems = check_text(plan, found.guarded)
+    found.issues.extend(problems)
+    if not problems and spec.scheduler.type == "local":
+        found.issues.extend(check_cwd(plan, g, found.guarded))
+
+
+def _check_placeholders(plan: GroupPlan, g: int, found: _Collector) -> bool:
+    """Issues for unknown placeholders; True if every one of the group is known."""
+    ok = True
     known = {*plan.params.keys, "index"}
     templates = [plan.name, plan.cwd, plan.prescript, plan.postscript, *plan.env.values()]
     templates += [plan.cmd] if isinstance(plan.cmd, Template) else list(plan.cmd)
     for template in templates:
         inherited = template.loc[:1] != ("jobs",)
         if inherited and template.loc in found.reported:
+            ok = ok and not template.unknown(known)
             continue  # a run-level setting: said once, for the first group it fails in
         try:
             template.check(known, f"used by jobs[{g}]" if inherited else "")
         except TemplateError as exc:
             found.issues.append((template.loc, exc.message))
             found.reported.add(template.loc)
+            ok = False
+    return ok
 
 
 def _duplicate_names(plans: list[GroupPlan]) -> list[Issue]:

@@ -172,7 +172,13 @@ def describe(error: Any, loc: Loc, data: Any) -> str:
         return f"must have at most {ctx.get('max_length')} items"
     if kind_ == "string_too_short":
         return "must not be empty"
-    if kind_ == "string_pattern_mismatch" and loc == ("name",):
+    if kind_ in ("string_pattern_mismatch", "run_name") and loc == ("name",):
+        if value_at(data, loc) is _MISSING:
+            return (f"the run name defaults to the spec file's stem {error.get('input')!r},"
+                    " which is not a valid run name: set name = \"...\" in the spec"
+                    " (letters, digits, '_', '.' and '-', not only dots)")
+        if kind_ == "run_name":
+            return str(error["msg"])
         return (f"invalid run name {error.get('input')!r}: use letters, digits,"
                 " '_', '.' and '-'")
     if kind_ == "value_error":

@@ -20,6 +20,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from xqdecl.errors import SpecError
+from xqdecl.spec.files import MAX_SPEC_BYTES, FileRefused, read_limited
 from xqdecl.spec.issues import SpecIssues, format_issues, pydantic_issues
 from xqdecl.spec.models import Spec
 from xqdecl.spec.positions import (
@@ -68,11 +69,15 @@ def spec_from_dict(data: dict[str, Any], base_dir: str | os.PathLike[str] = ".",
 def read_text(source: str) -> str:
     """The spec file's text, or a SpecError saying why it cannot be read."""
     try:
-        raw = Path(source).read_bytes()
+        raw = read_limited(source, MAX_SPEC_BYTES)
     except FileNotFoundError:
         raise SpecError(f"{source}: no such file") from None
     except IsADirectoryError:
         raise SpecError(f"{source}: is a directory, not a spec file") from None
+    except FileRefused as exc:
+        if os.path.isdir(source):
+            raise SpecError(f"{source}: is a directory, not a spec file") from None
+        raise SpecError(f"{source}: cannot read the spec: it {exc}") from None
     except PermissionError:
         raise SpecError(f"{source}: cannot read the file (permission denied)") from None
     except (OSError, ValueError) as exc:

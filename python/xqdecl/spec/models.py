@@ -28,11 +28,14 @@ from pydantic_core import PydanticCustomError
 
 from xqdecl.spec.schedulers import LocalOptions, SchedulerBase, SchedulerOptions
 from xqdecl.spec.values import (
-    RUN_NAME,
+    MAX_JOBS,
+    RANGE_BOUND,
     Duration,
     EnvMap,
     NonNegativeInt,
+    NoNulStr,
     PositiveInt,
+    RunName,
     Scalar,
     base_dir,
     check_workdir,
@@ -54,9 +57,20 @@ class RangeSpec(_Model):
 
     @field_validator("range")
     @classmethod
-    def _check_step(cls, value: list[int]) -> list[int]:
-        if len(value) == 3 and value[2] == 0:
+    def _check_range(cls, value: list[int]) -> list[int]:
+        for bound in value:
+            if not -RANGE_BOUND <= bound < RANGE_BOUND:
+                raise PydanticCustomError(
+                    "range_bound", "range values must be 64-bit integers (from -2**63 to"
+                    " 2**63-1), got {bound}", {"bound": bound})
+        start, stop, step = (*value, 1)[:3]
+        if step == 0:
             raise PydanticCustomError("range_step", "the step of a range cannot be 0")
+        count = max(0, (stop - start + step - (1 if step > 0 else -1)) // step)
+        if count > MAX_JOBS:
+            raise PydanticCustomError(
+                "range_size", "the range has {count} values; a run has at most {most} jobs",
+                {"count": f"{count:,}", "most": f"{MAX_JOBS:,}"})
         return value
 
     @property
@@ -159,7 +173,7 @@ class Spec(_Model):
     `xqdecl.spec.expand`) enumerate its jobs.
     """
 
-    name: Annotated[str, Field(pattern=RUN_NAME.pattern, description=_NAME_HELP)] = "run"
+    name: Annotated[RunName, Field(description=_NAME_HELP)] = "run"
     workdir: str = Field(".xqdecl", validate_default=True)
     forks: PositiveInt | None = None
     submission_batch: PositiveInt = 8
@@ -169,7 +183,7 @@ class Spec(_Model):
     prescript: str = ""
     postscript: str = ""
     cwd: str = Field(".", validate_default=True)
-    plugins: list[str] = []
+    plugins: list[NoNulStr] = []
     env: EnvMap = {}
     scheduler: SchedulerOptions = Field(default_factory=LocalOptions)
     jobs: Annotated[list[JobGroup], Field(min_length=1)]

@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from xqdecl.spec.files import MAX_PARAMS_BYTES, FileRefused, read_limited
 from xqdecl.spec.template import PARAM_NAME, Loc
 
 if TYPE_CHECKING:
@@ -82,11 +83,13 @@ class GroupParams:
     group's shape (a dict display is several times faster than `dict(zip())`).
     """
 
-    __slots__ = ("_make", "_make_indexed", "axes", "count", "keys")
+    __slots__ = ("_make", "_make_indexed", "axes", "count", "keys", "sources")
 
-    def __init__(self, keys: tuple[str, ...], axes: tuple[Axis, ...]):
+    def __init__(self, keys: tuple[str, ...], axes: tuple[Axis, ...],
+                 sources: tuple[Loc, ...] = ()):
         self.keys = keys
         self.axes = axes
+        self.sources = sources  # per axis, the spec path its values come from
         self.count = math.prod(len(axis) for axis in axes)
         self._make, self._make_indexed = _builders(keys, [axis.width for axis in axes])
 
@@ -148,12 +151,11 @@ def read_params_file(path: str) -> tuple[Values, list[Values]]:
     """Header and rows of a CSV (`.csv`, RFC 4180 quoting) or TSV (`.tsv`, `.txt`,
     anything else; values taken verbatim, quotes included) file."""
     try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            text = handle.read()
+        text = read_limited(path, MAX_PARAMS_BYTES).decode("utf-8-sig")
     except FileNotFoundError:
         raise ParamsFileError(f"params file not found: {path}") from None
-    except IsADirectoryError:
-        raise ParamsFileError(f"params file is a directory: {path}") from None
+    except FileRefused as exc:
+        raise ParamsFileError(f"params file {exc}: {path}") from None
     except UnicodeDecodeError as exc:
         raise ParamsFileError(f"params file is not UTF-8 text (byte {exc.start}): {path}") from None
     except OSError as exc:
@@ -164,7 +166,8 @@ def read_params_file(path: str) -> tuple[Values, list[Values]]:
         except csv.Error as exc:
             raise ParamsFileError(f"cannot parse params file {path}: {exc}") from None
     else:  # TSV has no quoting: every character between tabs is part of the value
-        records = [line.split("\t") for line in text.splitlines() if line]
+        lines = (line.removesuffix("\r") for line in text.split("\n"))  # only \n ends a row
+        records = [line.split("\t") for line in lines if line]
     if not records:
         raise ParamsFileError(f"params file is empty (no header row): {path}")
     header = tuple(name.strip() for name in records[0])
@@ -190,6 +193,7 @@ def group_params(group: JobGroup, where: Loc) -> tuple[GroupParams, list[Issue],
     issues: list[Issue] = []
     keys: list[str] = []
     axes: list[Axis] = []
+    sources: list[Loc] = []
     seen: dict[str, str] = {}
     complete = True
 
@@ -207,6 +211,7 @@ def group_params(group: JobGroup, where: Loc) -> tuple[GroupParams, list[Issue],
     for name, axis in group.matrix.items():
         loc = (*where, "matrix", name)
         add_key(name, "matrix", (*loc, "[key]"))
+        sources.append(loc)
         if isinstance(axis, list):
             axes.append(ValuesAxis(axis))
             if not axis:
@@ -227,6 +232,7 @@ def group_params(group: JobGroup, where: Loc) -> tuple[GroupParams, list[Issue],
         if expected == 0:
             issues.append(((*where, "zip"), "no values: the group would have no jobs"))
         width = len(group.zip)
+        sources.append((*where, "zip"))
         if width == 1:
             axes.append(ValuesAxis(next(iter(group.zip.values()))))
         else:
@@ -243,8 +249,9 @@ def group_params(group: JobGroup, where: Loc) -> tuple[GroupParams, list[Issue],
                 add_key(name, "params_file", loc)
             if not rows:
                 issues.append((loc, f"params file has no rows: {group.params_file}"))
+            sources.append(loc)
             if len(header) == 1:
                 axes.append(ValuesAxis([row[0] for row in rows]))
             else:
                 axes.append(ValuesAxis(rows, len(header)))
-    return GroupParams(tuple(keys), tuple(axes)), issues, complete
+    return GroupParams(tuple(keys), tuple(axes), tuple(sources)), issues, complete

@@ -26,6 +26,14 @@ from pydantic_core import PydanticCustomError
 
 #: Names of runs: also used in file names, so kept to a safe alphabet.
 RUN_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+#: Most jobs one run may have (each has a metadir and a journal row).
+MAX_JOBS = 10_000_000
+#: Largest integer a count or limit may be (fits every C int a backend passes it to).
+MAX_INT = 2**31 - 1
+#: Longest duration (a timeout longer than a year is no limit at all: leave it out).
+MAX_DURATION = 365 * 86400.0
+#: Range bounds are 64-bit integers.
+RANGE_BOUND = 2**63
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 CLOUD_SCHEMES = ("s3", "gs", "az")
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
@@ -110,6 +118,11 @@ def parse_duration(value: Any) -> float | None:
             "duration_range", "a duration must be positive and finite, got {value}",
             {"value": repr(value)},
         )
+    if seconds > MAX_DURATION:
+        raise PydanticCustomError(
+            "duration_range", "a duration must be at most 365 days, got {value}",
+            {"value": repr(value)},
+        )
     return seconds
 
 
@@ -128,19 +141,64 @@ Duration = Annotated[
 ]
 
 
+#: Variables every job gets from xqdecl (the spec cannot set them).
+XQDECL_VARIABLES = frozenset({
+    "XQDECL_JOB_INDEX", "XQDECL_JOB_NAME", "XQDECL_RUN", "XQDECL_JOB_METADIR",
+    "XQDECL_TRIAL", "XQDECL_JOB_RC",
+})
+#: Variables bash will not let a script set.
+BASH_READONLY = frozenset({"BASHOPTS", "BASH_VERSINFO", "EUID", "PPID", "SHELLOPTS", "UID"})
+#: Prefix of the wrapper script's own variables.
+WRAPPER_PREFIX = "_xq_"
+
+
 def _check_env_name(name: str) -> str:
     if not ENV_NAME.fullmatch(name):
         raise PydanticCustomError(
             "env_name", "invalid environment variable name {name}", {"name": repr(name)}
         )
+    if name in XQDECL_VARIABLES:
+        raise PydanticCustomError(
+            "env_name", "{name} is set by xqdecl for every job; the spec cannot set it",
+            {"name": name})
+    if name in BASH_READONLY:
+        raise PydanticCustomError(
+            "env_name", "{name} is read-only in bash; a job cannot be given it", {"name": name})
+    if name.startswith(WRAPPER_PREFIX):
+        raise PydanticCustomError(
+            "env_name", "names starting with {prefix} are kept for xqdecl's wrapper script",
+            {"prefix": WRAPPER_PREFIX})
     return name
 
 
 EnvName = Annotated[str, AfterValidator(_check_env_name)]
 EnvMap = dict[EnvName, Scalar]
 
-PositiveInt = Annotated[StrictInt, Field(ge=1)]
-NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
+PositiveInt = Annotated[StrictInt, Field(ge=1, le=MAX_INT)]
+NonNegativeInt = Annotated[StrictInt, Field(ge=0, le=MAX_INT)]
+
+
+def check_run_name(name: str) -> str:
+    """A run name is its run directory's name, right under the workdir: so never
+    `.`, `..` or any name of only dots."""
+    if not name.strip("."):
+        raise PydanticCustomError(
+            "run_name", "invalid run name {name}: a name of only dots would put the run"
+            " directory outside the workdir", {"name": repr(name)},
+        )
+    return name
+
+
+def no_nul(value: str) -> str:
+    """`value`, or an error if it holds a NUL (no path, argument or variable can)."""
+    if "\0" in value:
+        raise PydanticCustomError("nul", "holds a NUL character, which no path or"
+                                  " argument can hold")
+    return value
+
+
+RunName = Annotated[str, Field(pattern=RUN_NAME.pattern), AfterValidator(check_run_name)]
+NoNulStr = Annotated[str, AfterValidator(no_nul)]
 Flag = StrictBool
 
 
@@ -156,7 +214,7 @@ def join_path(base: Path, value: str) -> str:
     Paths holding placeholders are joined but not normalised, since a `..`
     after a placeholder must keep its meaning once the value is filled in.
     """
-    value = os.path.expanduser(value)
+    value = os.path.expanduser(no_nul(value))
     joined = os.path.join(os.fspath(base), value)
     if "{" in value:
         return joined
@@ -167,6 +225,7 @@ def check_workdir(value: str, base: Path) -> str:
     """A local workdir made absolute; cloud URLs (s3, gs, az) kept as written."""
     if not value.strip():
         raise PydanticCustomError("workdir_empty", "the workdir must not be empty")
+    no_nul(value)
     url = _URL.match(value)
     if url:
         if url.group(1).lower() not in CLOUD_SCHEMES:
