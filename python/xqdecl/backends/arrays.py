@@ -4,7 +4,7 @@ A group's queued jobs go out as arrays of at most `chunk_size` tasks; task k of
 the array `<aid>` runs the wrapper named by line k of `arrays/<aid>.tasks`
 (`<index> <trial>`). A group with `array = false` is submitted one job per call.
 A submit command that fails in a way worth retrying, before anything of the
-batch was accepted, raises BackendError so the runner retries the whole batch;
+batch was accepted, raises SchedulerError so the runner retries the whole batch;
 a submission the scheduler may have made although its command failed is
 looked up by a token and cancelled. The gbatch backend, whose arrays are Batch
 jobs, uses `by_group` and `ArrayIds` too.
@@ -16,17 +16,18 @@ import contextlib
 import hashlib
 import os
 import re
+import shlex
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from itertools import groupby
 from pathlib import Path
-from typing import ClassVar
-
-from pydantic import BaseModel
+from typing import ClassVar, TypeVar
 
 from xqdecl.backends.base import Backend, BackendContext, Submission, Submitted
-from xqdecl.backends.command import run_command
-from xqdecl.errors import BackendError
+from xqdecl.errors import SchedulerError
+from xqdecl.spec.schedulers import ClusterOptions
+
+C = TypeVar("C", bound=ClusterOptions)
 
 
 def by_group(batch: Sequence[Submission]) -> Iterator[tuple[int, list[Submission]]]:
@@ -62,50 +63,65 @@ class ArrayIds:
             return aid
 
 
-class ArrayBackend(Backend):
+class ArrayBackend(Backend[C]):
+    """A batch scheduler whose groups go out as job arrays (`array = false`: one job each)."""
+
     arrays = True
-    #: the option naming the submit command ("sbatch", "qsub")
-    submit_key: ClassVar[str]
+    #: the submit command's name, in messages ("sbatch", "qsub")
+    submit_name: ClassVar[str]
     #: the job id in the submit command's output
     jid_regexp: ClassVar[re.Pattern[str]]
     #: submit errors worth a retry of the whole batch (the controller is busy or away)
     transient: ClassVar[re.Pattern[str]]
-    command_timeout: ClassVar[float] = 60.0
+    #: the header lines' prefix ("#SBATCH", "#$")
+    prefix: ClassVar[str]
 
-    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+    def __init__(self, options: C, ctx: BackendContext) -> None:
         super().__init__(options, ctx)
         self.tag = f"xq-{ctx.run}"
         self.ids = ArrayIds(ctx.rundir)
 
     # -- commands ---------------------------------------------------------------------
-    async def _run(self, argv: list[str], timeout: float | None = None) -> tuple[int, str, str]:
-        return await run_command(argv, timeout or self.command_timeout)
-
-    def _cmd(self, key: str, options: BaseModel | None = None) -> str:
-        """The command an option names (e.g. `sbatch = "/opt/slurm/bin/sbatch"`)."""
-        return str(getattr(options or self.options, key, key))
+    @abstractmethod
+    def submit_command(self, options: C) -> str:
+        """The submit command the options name (e.g. `sbatch = "/opt/slurm/bin/sbatch"`)."""
 
     def _sibling(self, command: str) -> str:
         """`command` from the submit command's folder when the spec gave a path to it."""
-        submit = self._cmd(self.submit_key)
+        submit = self.submit_command(self.options)
         if os.sep in submit and Path(submit).with_name(command).exists():
             return str(Path(submit).with_name(command))
         return command
 
+    # -- rendering --------------------------------------------------------------------
+    @abstractmethod
+    def option_lines(self, options: C) -> list[str]:
+        """The header lines the typed options make (values were checked by the model)."""
+
+    def directives(self, options: C) -> list[str]:
+        """The header lines: from the options, then the raw `directives`."""
+        lines = self.option_lines(options)
+        for raw in options.directives:
+            raw = raw.strip()
+            lines.append(raw if raw.startswith(self.prefix) else f"{self.prefix} {raw}")
+        return lines
+
+    def _flags(self, options: C) -> list[str]:
+        """The directives as the submit command's arguments."""
+        return [a for d in self.directives(options) for a in shlex.split(d[len(self.prefix) :])]
+
     # -- submit -----------------------------------------------------------------------
     @abstractmethod
-    async def chunk_size(self, options: BaseModel) -> int:
+    async def chunk_size(self, options: C) -> int:
         """Tasks per array at most."""
 
     @abstractmethod
     async def _submit_array(
-        self, group: int, chunk: list[Submission], options: BaseModel, submitted: bool
+        self, group: int, chunk: list[Submission], options: C, submitted: bool
     ) -> list[Submitted]: ...
 
     @abstractmethod
-    async def _submit_one(
-        self, sub: Submission, options: BaseModel, submitted: bool
-    ) -> Submitted: ...
+    async def _submit_one(self, sub: Submission, options: C, submitted: bool) -> Submitted: ...
 
     @abstractmethod
     async def _drop_orphans(self, aid: str) -> None:
@@ -114,8 +130,8 @@ class ArrayBackend(Backend):
     async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
         results: list[Submitted] = []
         for group, group_subs in by_group(batch):
-            options = group_subs[0].options
-            if not getattr(options, "array", True):
+            options: C = group_subs[0].options
+            if not options.array:
                 for sub in group_subs:
                     results.append(await self._submit_one(sub, options, self._any(results)))
                 continue
@@ -130,14 +146,14 @@ class ArrayBackend(Backend):
         """Whether something of this batch is already with the scheduler."""
         return any(r.jid for r in results)
 
-    def _write_script(self, aid: str, options: BaseModel) -> Path:
+    def _write_script(self, aid: str, options: C) -> Path:
         """`arrays/<aid>.sh`, the script every task of the array runs."""
         script = self.ids.arrays / f"{aid}.sh"
         script.write_text(self.array_script(aid, options))
         return script
 
     @abstractmethod
-    def array_script(self, aid: str, options: BaseModel) -> str:
+    def array_script(self, aid: str, options: C) -> str:
         """The script whose task k runs the wrapper named by line k of `<aid>.tasks`."""
 
     def _token(self, aid: str) -> str:
@@ -157,11 +173,11 @@ class ArrayBackend(Backend):
         self, argv: list[str], aid: str, submitted: bool
     ) -> tuple[str | None, str]:
         """(job id, "") or (None, error). A transient failure before anything of
-        this batch was submitted raises BackendError, so the runner retries."""
-        what = self.submit_key
+        this batch was submitted raises SchedulerError, so the runner retries."""
+        what = self.submit_name
         try:
-            rc, out, err = await self._run(argv)
-        except BackendError as exc:
+            rc, out, err = await self._call(argv)
+        except SchedulerError as exc:
             await self._drop_orphans(aid)  # it may have been accepted after all
             if not submitted:
                 raise
@@ -171,7 +187,7 @@ class ArrayBackend(Backend):
             return match["jid"], ""
         said = self._said(rc, out, err)
         if self.transient.search(said) and not submitted:
-            with contextlib.suppress(BackendError):
+            with contextlib.suppress(SchedulerError):
                 await self._drop_orphans(aid)
-            raise BackendError(f"{what} failed: {said}")
+            raise SchedulerError(f"{what} failed: {said}")
         return None, f"{what} failed: {said}"

@@ -1,15 +1,29 @@
-"""The interface every backend implements, and the values it exchanges with the runner."""
+"""The interface every backend implements, and the values it exchanges with the runner.
+
+A backend is generic over its options model (`class SlurmBackend(ArrayBackend[
+SlurmOptions])`): the model names it (its `type` literal) and types `self.options`.
+Its cadence (`Timing`) is read when it is built: environment variable, else the
+spec's `[scheduler]` option, else the backend's class default.
+"""
 
 from __future__ import annotations
 
 import enum
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args
 
-from pydantic import BaseModel
+from pydantic_core import PydanticCustomError
+
+from xqdecl.backends.command import Completed, run_command
+from xqdecl.errors import SpecError
+from xqdecl.spec.schedulers import SchedulerBase
+from xqdecl.spec.values import parse_duration
+
+O = TypeVar("O", bound=SchedulerBase)  # noqa: E741 - the options model of a backend
 
 
 class Liveness(enum.Enum):
@@ -38,7 +52,7 @@ class Submission:
     name: str
     script: Path  # the job's wrapper, jobs/<index>/job.sh
     group: int  # index of the spec's job group
-    options: BaseModel  # validated backend options of the group
+    options: Any  # validated backend options of the group (the backend's options model)
     timeout: float | None = None
 
 
@@ -64,40 +78,107 @@ class BackendContext:
     message: Callable[[str], None] = field(default=lambda text: None)
 
 
-class Backend(ABC):
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """A backend's cadence in seconds (the `[scheduler]` options of the same names)."""
+
+    #: floor between two batched liveness queries (0: every cycle, for in-memory answers)
+    query_interval: float
+    #: between two safety-net sweeps of the jobs in flight
+    sweep_interval: float
+    #: how long a job may be unknown to the scheduler without an rc file before it is lost
+    lost_grace: float
+    #: how long one scheduler command may take
+    command_timeout: float
+    #: between the TERM and the KILL of a cancelled job
+    cancel_grace: float
+
+    @classmethod
+    def resolve(cls, backend: type[Backend[Any]], options: SchedulerBase) -> Timing:
+        """Each value from its environment variable, else `options`, else `backend`'s default."""
+        values = {}
+        for f in fields(cls):
+            names = [f"XQDECL_{f.name.upper()}"]
+            if f.name == "command_timeout":  # the older, per-backend spelling first
+                names.insert(0, f"XQDECL_{backend.name.upper()}_TIMEOUT")
+            found = next((env_seconds(n) for n in names if os.environ.get(n, "").strip()), None)
+            spec = getattr(options, f.name)
+            values[f.name] = (found if found is not None else
+                              spec if spec is not None else float(getattr(backend, f.name)))
+        return cls(**values)
+
+
+def env_seconds(name: str) -> float:
+    """The duration an environment variable holds (0 allowed); a clear error if unreadable."""
+    text = os.environ[name].strip()
+    if text in ("0", "0.0", "0s"):
+        return 0.0
+    try:
+        seconds = parse_duration(text)
+    except PydanticCustomError as exc:
+        raise SpecError(f"environment variable {name}: {exc.message()}") from None
+    assert seconds is not None
+    return seconds
+
+
+class Backend(ABC, Generic[O]):
     """A scheduler the runner can submit to, query and cancel on.
 
     Every call that talks to a scheduler handles many jobs at once: the runner
     never asks one job at a time.
     """
 
+    #: the spec's `scheduler.type` (set from the options model)
     name: ClassVar[str]
+    #: the options model the backend is generic over
+    options_type: ClassVar[type[SchedulerBase]]
     #: True: the runner hands over every queued job of a group at once and the
     #: backend submits arrays; `forks` becomes the array throttle.
     arrays: ClassVar[bool] = False
-    options_model: ClassVar[type[BaseModel]]
     #: True: one `submit` call gets the whole fill (the backend spreads it itself);
     #: False: the runner splits it into `submission_batch` parallel calls
     whole_fill: ClassVar[bool] = False
     #: seconds between two event-folder polls when nothing wakes the runner
     poll_interval: ClassVar[float] = 1.0
-    #: seconds between two batched liveness queries (0: every cycle, for in-memory answers)
-    query_interval: ClassVar[float] = 10.0
-    #: seconds between two safety-net sweeps of the jobs in flight
-    sweep_interval: ClassVar[float] = 30.0
-    #: seconds a job may be unknown to the scheduler without an rc file before it is lost
-    lost_grace: ClassVar[float] = 60.0
+    # defaults of the cadence (`Timing`); an instance holds the resolved values
+    query_interval: float = 10.0
+    sweep_interval: float = 30.0
+    lost_grace: float = 60.0
+    command_timeout: float = 60.0
+    cancel_grace: float = 12.0
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            for arg in get_args(base):
+                if isinstance(arg, type) and issubclass(arg, SchedulerBase):
+                    cls.options_type = arg
+                    literal = arg.model_fields["type"].default
+                    if isinstance(literal, str):
+                        cls.name = literal
 
     @classmethod
     def default_forks(cls) -> int:
         """Jobs in flight when the spec does not say (`forks`)."""
         return 64
 
-    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
-        self.options = options
+    def __init__(self, options: O, ctx: BackendContext) -> None:
+        if not isinstance(options, self.options_type):
+            raise TypeError(f"{type(self).__name__} takes {self.options_type.__name__}, "
+                            f"not {type(options).__name__}")
+        self.options: O = options
         self.ctx = ctx
+        timing = Timing.resolve(type(self), options)
+        for f in fields(timing):
+            setattr(self, f.name, getattr(timing, f.name))
 
-    def directives(self, options: BaseModel) -> list[str]:
+    async def _call(self, argv: Sequence[str], timeout: float | None = None, *,
+                    stdin: bytes | None = None, check: bool = False) -> Completed:
+        """Run one scheduler command (within `command_timeout` unless told otherwise)."""
+        return await run_command(argv, self.command_timeout if timeout is None else timeout,
+                                 stdin=stdin, check=check)
+
+    def directives(self, options: O) -> list[str]:
         """Header lines put at the top of each wrapper (e.g. `#SBATCH --mem=4G`)."""
         return []
 
@@ -144,16 +225,12 @@ class Backend(ABC):
         """Stop the jobs without a grace (a second Ctrl-C). Defaults to `cancel`."""
         await self.cancel(jids)
 
-    def release(self, jid: str) -> None:  # noqa: B027 - optional hook
+    def release(self, jid: str) -> None:
         """The runner is done with this job: forget anything kept about it."""
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Release connections and helper processes."""
 
-    def describe_group(self, count: int, options: BaseModel) -> str:
+    def describe_group(self, count: int, options: O) -> str:
         """A few words on how a group of `count` jobs is submitted (for `plan`)."""
-        if self.arrays and getattr(options, "array", True):
-            throttle = getattr(options, "array_throttle", None) or self.ctx.forks
-            return (f"native array job(s) of {count} tasks in all (split at the cluster's "
-                    f"array size limit), at most {throttle} running at once")
         return f"one submission per job, at most {self.ctx.forks} in flight"

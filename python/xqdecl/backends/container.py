@@ -15,7 +15,6 @@ signals it has no handler for, even KILL from inside the container).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import os
@@ -23,14 +22,10 @@ import shlex
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
-
-from pydantic import BaseModel
 
 from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission, Submitted
-from xqdecl.backends.command import run_command
-from xqdecl.backends.local import LocalBackend, _start_ticks, cancel_grace
-from xqdecl.errors import BackendError
+from xqdecl.backends.local import ProcessBackend, _start_ticks
+from xqdecl.errors import SchedulerError
 from xqdecl.layout import tail
 from xqdecl.spec import ContainerOptions
 
@@ -93,14 +88,11 @@ def wrapper_cwd(script: Path) -> str | None:
     return None
 
 
-class ContainerBackend(LocalBackend):
-    name = "container"
+class ContainerBackend(ProcessBackend[ContainerOptions]):
     arrays = False
-    options_model: ClassVar[type[BaseModel]] = ContainerOptions
     lost_grace = 5.0  # the client ends after the container: the rc file is already there
-    command_timeout = float(os.environ.get("XQDECL_CONTAINER_TIMEOUT", "60"))
 
-    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+    def __init__(self, options: ContainerOptions, ctx: BackendContext) -> None:
         super().__init__(options, ctx)
         digest = hashlib.sha1(str(ctx.rundir).encode()).hexdigest()[:6]
         self._prefix = f"xq-{ctx.run}-{digest}"
@@ -109,11 +101,9 @@ class ContainerBackend(LocalBackend):
         self._final: dict[str, JobState] = {}  # jid -> how its client ended
 
     async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
-        loop = asyncio.get_running_loop()
         results = []
         for sub in batch:
-            opts = sub.options
-            assert isinstance(opts, ContainerOptions)
+            opts: ContainerOptions = sub.options
             name = f"{self._prefix}-{sub.index}-{sub.trial}"
             argv = command_line(
                 opts, rundir=str(self.ctx.rundir), mounted_rundir=self.ctx.mounted_rundir,
@@ -137,9 +127,7 @@ class ContainerBackend(LocalBackend):
             self._children[jid] = pid
             self._runtime[jid] = opts.runtime
             self._logs[jid] = log
-            with contextlib.suppress(OSError):
-                self._fds[pid] = os.pidfd_open(pid)
-                loop.add_reader(self._fds[pid], self._on_exit, jid, pid)
+            self._watch_exit(pid, self._on_exit, jid)
             results.append(Submitted(sub.index, jid))
         return results
 
@@ -159,7 +147,7 @@ class ContainerBackend(LocalBackend):
 
     @staticmethod
     def _alive(jid: str) -> bool:
-        return LocalBackend._alive(jid.partition(":")[0])
+        return ProcessBackend._alive(jid.partition(":")[0])
 
     @staticmethod
     def _from_start_info(info: str) -> str | None:
@@ -167,18 +155,18 @@ class ContainerBackend(LocalBackend):
 
     # -- cancel -----------------------------------------------------------------------
     async def cancel(self, jids: Sequence[str]) -> None:
-        grace = cancel_grace()
+        grace = self.cancel_grace
         await self._containers(jids, ["stop", "-t", str(max(1, round(grace)))], grace)
         await super().cancel(jids)
 
     async def kill_now(self, jids: Sequence[str]) -> None:
-        with contextlib.suppress(BackendError):
+        with contextlib.suppress(SchedulerError):
             await self._containers(jids, ["kill"], 0)
         await super().kill_now(jids)
 
     async def _containers(self, jids: Sequence[str], verb: list[str], grace: float) -> None:
         """One `<runtime> stop|kill NAME...` per runtime for the given jobs' containers."""
-        default = getattr(self.options, "runtime", "podman")
+        default = self.options.runtime
         by_runtime: dict[str, list[str]] = {}
         for jid in jids:
             runtime = self._runtime.get(jid, default)
@@ -186,14 +174,10 @@ class ContainerBackend(LocalBackend):
             if name and runtime != "apptainer":
                 by_runtime.setdefault(runtime, []).append(name)
         for runtime, names in by_runtime.items():
-            rc, err = await self._run([runtime, *verb, *names], grace + self.command_timeout)
-            lines = [ln for ln in err.splitlines() if ln.strip()]
-            if rc != 0 and not all(any(g in ln.lower() for g in GONE) for ln in lines):
-                raise BackendError(f"{runtime} {verb[0]} failed: {(lines or [f'exit {rc}'])[-1]}")
-
-    async def _run(self, argv: list[str], timeout: float) -> tuple[int, str]:
-        rc, _, err = await run_command(argv, timeout)
-        return rc, err
+            done = await self._call([runtime, *verb, *names], grace + self.command_timeout)
+            lines = [ln for ln in done.err.splitlines() if ln.strip()]
+            if done.rc != 0 and not all(any(g in ln.lower() for g in GONE) for ln in lines):
+                raise SchedulerError(f"{runtime} {verb[0]} failed: {done.said()}")
 
     def release(self, jid: str) -> None:
         super().release(jid)
@@ -201,8 +185,7 @@ class ContainerBackend(LocalBackend):
         self._logs.pop(jid, None)
         self._final.pop(jid, None)
 
-    def describe_group(self, count: int, options: BaseModel) -> str:
-        runtime = getattr(options, "runtime", "?")
-        image = getattr(options, "image", "?")
-        return f"one {runtime} container of {image} per job, at most {self.ctx.forks} in flight"
+    def describe_group(self, count: int, options: ContainerOptions) -> str:
+        return (f"one {options.runtime} container of {options.image} per job, "
+                f"at most {self.ctx.forks} in flight")
 

@@ -19,20 +19,16 @@ import contextlib
 import copy
 import hashlib
 import json
-import os
 import re
 import shlex
 import time
 from collections.abc import Sequence
 from pathlib import PurePosixPath
-from typing import Any, ClassVar
-
-from pydantic import BaseModel
+from typing import Any
 
 from xqdecl.backends.arrays import ArrayIds, by_group
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
-from xqdecl.backends.command import run_command
-from xqdecl.errors import BackendError, SpecError
+from xqdecl.errors import SchedulerError, SpecError
 from xqdecl.spec import GbatchOptions
 
 #: Batch limits: tasks per task group, parallel tasks per job
@@ -113,21 +109,19 @@ def job_config(options: GbatchOptions, *, script: str, count: int, parallelism: 
     return merge(config, options.job_config) if options.job_config else config
 
 
-class GbatchBackend(Backend):
-    name = "gbatch"
+class GbatchBackend(Backend[GbatchOptions]):
     arrays = True
-    options_model: ClassVar[type[BaseModel]] = GbatchOptions
     poll_interval = 2.0
     query_interval = 20.0  # Batch allows 15,000 reads a minute per region: be a good tenant
     sweep_interval = 60.0
     lost_grace = 120.0  # a FUSE-mounted bucket may show the rc file late
-    command_timeout = float(os.environ.get("XQDECL_GBATCH_TIMEOUT", "120"))
+    command_timeout = 120.0
 
     @classmethod
     def default_forks(cls) -> int:
         return 1000
 
-    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+    def __init__(self, options: GbatchOptions, ctx: BackendContext) -> None:
         super().__init__(options, ctx)
         if ".xqdecl-staging" in ctx.rundir.parts:  # a gs:// workdir: scripts stay local
             raise SpecError("gbatch needs a workdir the VMs can read: use a local workdir on a "
@@ -139,14 +133,10 @@ class GbatchBackend(Backend):
         self._listed: tuple[float, str | None, str | None, dict[str, JobState]] = (
             -1e9, None, None, {})
 
-    def _cmd(self, options: BaseModel, *args: str) -> list[str]:
-        assert isinstance(options, GbatchOptions)
+    def _cmd(self, options: GbatchOptions, *args: str) -> list[str]:
         argv = [options.gcloud, *args]
         argv += ["--location", options.location] if options.location else []
         return argv + (["--project", options.project] if options.project else [])
-
-    async def _run(self, argv: list[str]) -> tuple[int, str, str]:
-        return await run_command(argv, self.command_timeout)
 
     async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
         results: list[Submitted] = []
@@ -170,8 +160,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
 
     async def _submit_array(self, group: int, chunk: list[Submission], submitted: bool
                             ) -> list[Submitted]:
-        options = chunk[0].options
-        assert isinstance(options, GbatchOptions)
+        options: GbatchOptions = chunk[0].options
         aid = self.ids.new(group, chunk)
         arrays = self.ids.arrays
         (arrays / f"{aid}.sh").write_text(self.array_script(aid))
@@ -187,15 +176,15 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         argv = self._cmd(options, "batch", "jobs", "submit", name, "--config", str(path),
                          "--format=json")
         try:
-            rc, out, err = await self._run(argv)
-        except BackendError as exc:
+            rc, out, err = await self._call(argv)
+        except SchedulerError as exc:
             if not submitted:
                 raise
             return [Submitted(s.index, None, str(exc)) for s in chunk]
         if rc != 0:
             said = (err.strip() or out.strip() or f"exit status {rc}").splitlines()[-1]
             if TRANSIENT.search(said) and not submitted:
-                raise BackendError(f"gcloud batch jobs submit failed: {said}")
+                raise SchedulerError(f"gcloud batch jobs submit failed: {said}")
             return [Submitted(s.index, None, f"gcloud batch jobs submit failed: {said}")
                     for s in chunk]
         with contextlib.suppress(ValueError, AttributeError):
@@ -206,7 +195,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
     # -- query --------------------------------------------------------------------------
     def _jobs(self, jids: Sequence[str]) -> dict[tuple[str | None, str | None], set[str]]:
         """Batch job names by (project, location)."""
-        default = (getattr(self.options, "project", None), getattr(self.options, "location", None))
+        default = (self.options.project, self.options.location)
         out: dict[tuple[str | None, str | None], set[str]] = {}
         for jid in jids:
             name = jid.rpartition(".")[0]
@@ -224,13 +213,13 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         opts = self.options.model_copy(update={"project": project, "location": location})
         argv = self._cmd(opts, "batch", "jobs", "list",
                          f"--filter=labels.xqdecl-run={self.run_label}", "--format=json")
-        rc, out, err = await self._run(argv)
+        rc, out, err = await self._call(argv)
         if rc != 0:
-            raise BackendError(f"gcloud batch jobs list failed: {(err.strip() or out)[-300:]}")
+            raise SchedulerError(f"gcloud batch jobs list failed: {(err.strip() or out)[-300:]}")
         try:
             listed = json.loads(out or "[]")
         except ValueError:
-            raise BackendError(f"gcloud batch jobs list: not JSON: {out[:200]!r}") from None
+            raise SchedulerError(f"gcloud batch jobs list: not JSON: {out[:200]!r}") from None
         found = {}
         for job in listed if isinstance(listed, list) else []:
             word = str((job.get("status") or {}).get("state", "STATE_UNSPECIFIED"))
@@ -262,7 +251,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         async def delete(project: str | None, location: str | None, name: str) -> None:
             opts = self.options.model_copy(update={"project": project, "location": location})
             async with limit:
-                rc, out, err = await self._run(
+                rc, out, err = await self._call(
                     self._cmd(opts, "batch", "jobs", "delete", name, "--quiet"))
             if rc != 0 and "not found" not in (err + out).lower():
                 errors.append(f"{name}: {(err.strip() or out.strip())[-200:]}")
@@ -270,9 +259,9 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         await asyncio.gather(*(delete(p, loc, n) for (p, loc), names in self._jobs(jids).items()
                                for n in sorted(names)))
         if errors:
-            raise BackendError("gcloud batch jobs delete failed: " + "; ".join(errors))
+            raise SchedulerError("gcloud batch jobs delete failed: " + "; ".join(errors))
 
-    def describe_group(self, count: int, options: BaseModel) -> str:
+    def describe_group(self, count: int, options: GbatchOptions) -> str:
         chunks = -(-count // MAX_TASKS)
         return (f"{chunks} Batch job(s) of up to {MAX_TASKS} tasks, "
                 f"{min(self.ctx.forks, MAX_PARALLELISM)} in parallel")

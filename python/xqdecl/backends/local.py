@@ -16,20 +16,13 @@ import shutil
 import signal
 import socket
 from collections.abc import Callable, Sequence
-from typing import ClassVar
-
-from pydantic import BaseModel
+from typing import TypeVar
 
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
 from xqdecl.spec import LocalOptions
+from xqdecl.spec.schedulers import SchedulerBase
 
-
-def cancel_grace() -> float:
-    """Seconds between the TERM and the KILL of a cancelled job (env XQDECL_CANCEL_GRACE)."""
-    try:
-        return max(0.0, float(os.environ.get("XQDECL_CANCEL_GRACE", "12")))
-    except ValueError:
-        return 12.0
+P = TypeVar("P", bound=SchedulerBase)
 
 
 def _start_ticks(pid: int) -> str:
@@ -106,10 +99,11 @@ class _Launcher:
             await asyncio.wait_for(self.proc.wait(), 5)
 
 
-class LocalBackend(Backend):
-    name = "local"
+class ProcessBackend(Backend[P]):
+    """Jobs as process groups of this machine (the local backend; the container
+    backend's runtime clients)."""
+
     arrays = False
-    options_model: ClassVar[type[BaseModel]] = LocalOptions
     query_interval = 0.0  # answered from memory: every cycle costs nothing
     lost_grace = 0.0  # the wrapper writes its rc before it exits; no shared filesystem lag
     poll_interval = 1.0
@@ -118,7 +112,7 @@ class LocalBackend(Backend):
     def default_forks(cls) -> int:
         return os.cpu_count() or 2
 
-    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+    def __init__(self, options: P, ctx: BackendContext) -> None:
         super().__init__(options, ctx)
         self._bash = shutil.which("bash") or "/bin/bash"
         self._children: dict[str, int] = {}  # jid -> pid of our own children
@@ -293,7 +287,7 @@ class LocalBackend(Backend):
             pids.append((jid, pid))
         if not pids:
             return
-        deadline = asyncio.get_running_loop().time() + cancel_grace()
+        deadline = asyncio.get_running_loop().time() + self.cancel_grace
         while pids and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
             pids = [(j, p) for j, p in pids if self._still_there(j, p)]
@@ -337,3 +331,7 @@ class LocalBackend(Backend):
         if self._launcher is not None:
             await self._launcher.close()
             self._launcher = None
+
+
+class LocalBackend(ProcessBackend[LocalOptions]):
+    """`type = "local"`: the embedded default."""

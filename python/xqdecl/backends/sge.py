@@ -13,19 +13,15 @@ or script cannot be used) never runs: it is reported failed with SGE's reason
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shlex
 import time
 from collections.abc import Sequence
-from typing import ClassVar
-
-from pydantic import BaseModel
 
 from xqdecl import liveness
 from xqdecl.backends.arrays import ArrayBackend
 from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission, Submitted
-from xqdecl.errors import BackendError
+from xqdecl.errors import SchedulerError
 from xqdecl.spec import SgeOptions
 
 #: qsub errors worth a retry of the whole submit (the qmaster is busy or away)
@@ -40,22 +36,19 @@ ERROR_REASON = re.compile(
 )
 
 
-class SgeBackend(ArrayBackend):
-    name = "sge"
-    options_model: ClassVar[type[BaseModel]] = SgeOptions
-    submit_key = "qsub"
+class SgeBackend(ArrayBackend[SgeOptions]):
+    submit_name = "qsub"
     transient = TRANSIENT
 
     prefix = "#$"
     #: `qsub -terse` prints "<job number>" or, for an array, "<job number>.1-10:1"
     jid_regexp = re.compile(r"^(?P<jid>\d+)(?:\.\S+)?\s*$", re.M)
     qconf = "qconf"
-    command_timeout = float(os.environ.get("XQDECL_SGE_TIMEOUT", "60"))
     #: qacct reads the whole accounting file: a shorter limit, and a pause after a failure
     qacct_timeout = 30.0
     qacct_pause = 300.0
 
-    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+    def __init__(self, options: SgeOptions, ctx: BackendContext) -> None:
         super().__init__(options, ctx)
         self._max_tasks: int | None = None
         self._tasks: dict[str, int] = {}  # array job number -> its task count
@@ -64,27 +57,18 @@ class SgeBackend(ArrayBackend):
         self._qacct_off = 0.0  # monotonic time before which qacct is not asked
 
     # -- rendering --------------------------------------------------------------------
-    def directives(self, options: BaseModel) -> list[str]:
-        """The `#$` lines (values were checked to be one word by the spec model)."""
-        lines = []
-        queue = getattr(options, "queue", None)
-        if queue is not None:
-            lines.append(f"{self.prefix} -q {queue}")
-        for value in getattr(options, "resources", []):
-            lines.append(f"{self.prefix} -l {value}")
-        pe = getattr(options, "pe", None)
-        if pe is not None:
-            lines.append(f"{self.prefix} -pe {' '.join(pe.split())}")
-        for raw in getattr(options, "directives", []):
-            raw = raw.strip()
-            lines.append(raw if raw.startswith(self.prefix) else f"{self.prefix} {raw}")
+    def submit_command(self, options: SgeOptions) -> str:
+        return options.qsub
+
+    def option_lines(self, options: SgeOptions) -> list[str]:
+        """The `#$` lines of the typed options (each value one word)."""
+        lines = [] if options.queue is None else [f"{self.prefix} -q {options.queue}"]
+        lines += [f"{self.prefix} -l {value}" for value in options.resources]
+        if options.pe is not None:
+            lines.append(f"{self.prefix} -pe {' '.join(options.pe.split())}")
         return lines
 
-    def _flags(self, options: BaseModel) -> list[str]:
-        """The directives as qsub command-line arguments."""
-        return [a for d in self.directives(options) for a in shlex.split(d[len(self.prefix) :])]
-
-    def array_script(self, aid: str, options: BaseModel) -> str:
+    def array_script(self, aid: str, options: SgeOptions) -> str:
         """The script whose task k (from 1) runs line k of `arrays/<aid>.tasks`."""
         root = self.ctx.mounted_rundir.rstrip("/") or "/"
         arrays, jobs = shlex.quote(f"{root}/arrays"), shlex.quote(f"{root}/jobs")
@@ -105,24 +89,24 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         if self._max_tasks is None:
             qconf = self._sibling(self.qconf)
             self._max_tasks = 75000
-            with contextlib.suppress(BackendError):
-                rc, out, _ = await self._run([qconf, "-sconf"])
+            with contextlib.suppress(SchedulerError):
+                rc, out, _ = await self._call([qconf, "-sconf"])
                 found = re.search(r"^max_aj_tasks\s+(\d+)", out, re.M)
                 if rc == 0 and found and int(found[1]) > 0:
                     self._max_tasks = int(found[1])
         return self._max_tasks
 
     # -- submit -----------------------------------------------------------------------
-    async def chunk_size(self, options: BaseModel) -> int:
+    async def chunk_size(self, options: SgeOptions) -> int:
         return await self.max_tasks()
 
-    def _common(self, aid: str, options: BaseModel) -> list[str]:
+    def _common(self, aid: str, options: SgeOptions) -> list[str]:
         """qsub's own arguments: name tag, one log per submission under the rundir, bash."""
-        return [self._cmd("qsub", options), "-terse", "-N", self.tag, "-o", self._log_file(aid),
+        return [options.qsub, "-terse", "-N", self.tag, "-o", self._log_file(aid),
                 "-j", "y", "-S", "/bin/bash", "-ac", f"xqdecl={self._token(aid)}"]  # fmt: skip
 
     async def _submit_array(
-        self, group: int, chunk: list[Submission], options: BaseModel, submitted: bool
+        self, group: int, chunk: list[Submission], options: SgeOptions, submitted: bool
     ) -> list[Submitted]:
         aid = self.ids.new(group, chunk)
         script = self._write_script(aid, options)
@@ -134,7 +118,8 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         self._tasks[jid] = len(chunk)
         return [Submitted(s.index, f"{jid}.{k}") for k, s in enumerate(chunk, start=1)]
 
-    async def _submit_one(self, sub: Submission, options: BaseModel, submitted: bool) -> Submitted:
+    async def _submit_one(self, sub: Submission, options: SgeOptions, submitted: bool
+                          ) -> Submitted:
         aid = self.ids.new(sub.group, [sub])
         argv = [*self._common(aid, options), *self._flags(options), str(sub.script), str(sub.trial)]
         jid, error = await self._submit_call(argv, aid, submitted)
@@ -148,8 +133,8 @@ exec bash {jobs}/"$index"/job.sh "$trial"
     async def _drop_orphans(self, aid: str) -> None:
         """Delete a submission that qsub may have made although it reported failure
         (found by the context variable `xqdecl=<token>` it was given)."""
-        with contextlib.suppress(BackendError):
-            rc, out, _ = await self._run([self._cmd("qstat"), "-j", self.tag])
+        with contextlib.suppress(SchedulerError):
+            rc, out, _ = await self._call([self.options.qstat, "-j", self.tag])
             number, ids = "", []
             for line in out.splitlines():
                 if line.startswith("job_number:"):
@@ -157,17 +142,17 @@ exec bash {jobs}/"$index"/job.sh "$trial"
                 elif line.startswith("context:") and f"xqdecl={self._token(aid)}" in line:
                     ids.append(number)
             if rc == 0 and ids:
-                await self._run([self._cmd("qdel"), *ids])
+                await self._call([self.options.qdel, *ids])
 
     # -- query ------------------------------------------------------------------------
     async def query(self, jids: Sequence[str]) -> dict[str, JobState]:
         wanted = set(jids)
         if not wanted:
             return {}
-        rc, out, err = await self._run([self._cmd("qstat")])
-        if rc != 0:
-            raise BackendError(f"qstat failed: {(err.strip() or f'exit status {rc}')[-300:]}")
-        states = liveness.parse_qstat(out, wanted)
+        done = await self._call([self.options.qstat])
+        if done.rc != 0:
+            raise done.error("qstat")
+        states = liveness.parse_qstat(done.out, wanted)
         broken = [j for j, st in states.items() if st.liveness is Liveness.FAILED]
         new = [j for j in broken if j not in self._errors]
         if new:
@@ -184,8 +169,8 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         """Remember why SGE holds these jobs in error state (one `qstat -j` for all)."""
         numbers = sorted({j.partition(".")[0] for j in jids})
         reasons: dict[tuple[str, str], str] = {}
-        with contextlib.suppress(BackendError):
-            _, out, _ = await self._run([self._cmd("qstat"), "-j", ",".join(numbers)])
+        with contextlib.suppress(SchedulerError):
+            _, out, _ = await self._call([self.options.qstat, "-j", ",".join(numbers)])
             number = ""
             for line in out.splitlines():
                 if line.startswith("job_number:"):
@@ -208,8 +193,8 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         numbers = {j.partition(".")[0] for j in ask}
         target = next(iter(numbers)) if len(numbers) == 1 else self.tag
         try:
-            rc, out, err = await self._run([self._cmd("qacct"), "-j", target], self.qacct_timeout)
-        except BackendError:
+            rc, out, err = await self._call([self.options.qacct, "-j", target], self.qacct_timeout)
+        except SchedulerError:
             rc, out, err = -1, "", "timed out"
         if rc != 0 and "not found" not in err:
             if not self._qacct_off:
@@ -242,23 +227,22 @@ exec bash {jobs}/"$index"/job.sh "$trial"
             whole = (total and len(members) >= total) or members == {number}
             targets.extend([number] if whole else sorted(members))
         for start in range(0, len(targets), 5000):
-            argv = [self._cmd("qdel"), *targets[start : start + 5000]]
             try:
-                rc, out, err = await self._run(argv)
-            except BackendError:
+                done = await self._call([self.options.qdel, *targets[start : start + 5000]])
+            except SchedulerError:
                 if strict:
                     raise
                 continue
-            lines = [ln for ln in (err + out).splitlines() if ln.startswith("denied")]
-            if strict and rc != 0 and not all("does not exist" in ln for ln in lines):
-                raise BackendError(f"qdel failed: {(err.strip() or f'exit status {rc}')[-300:]}")
+            lines = [ln for ln in (done.err + done.out).splitlines() if ln.startswith("denied")]
+            if strict and done.rc != 0 and not all("does not exist" in ln for ln in lines):
+                raise done.error("qdel")
 
     def release(self, jid: str) -> None:
         self._errors.pop(jid, None)
         self._ended.pop(jid, None)
 
-    def describe_group(self, count: int, options: BaseModel) -> str:
-        if not getattr(options, "array", True):
+    def describe_group(self, count: int, options: SgeOptions) -> str:
+        if not options.array:
             return f"one qsub per job, at most {self.ctx.forks} in flight"
         return (f"SGE array job(s) of {count} tasks in all (qsub -t, split at the cell's "
                 f"max_aj_tasks), at most {self.ctx.forks} running at once (-tc)")

@@ -10,38 +10,22 @@ flight, plus one `sacct` for the jobs squeue no longer shows.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shlex
 from collections.abc import Sequence
-from typing import Any, ClassVar
-
-from pydantic import BaseModel
 
 from xqdecl import liveness
 from xqdecl.backends.arrays import ArrayBackend
 from xqdecl.backends.base import BackendContext, JobState, Submission, Submitted
-from xqdecl.errors import BackendError
+from xqdecl.errors import SchedulerError
 from xqdecl.spec import SlurmOptions
 
-#: option -> sbatch flag of the header lines, in this order
-HEADER_OPTIONS = (
-    ("partition", "--partition"),
-    ("time", "--time"),
-    ("mem", "--mem"),
-    ("cpus_per_task", "--cpus-per-task"),
-    ("gres", "--gres"),
-    ("account", "--account"),
-    ("qos", "--qos"),
-)
 #: scheduler errors worth a retry of the whole submit (the controller is busy or away)
 TRANSIENT = re.compile(r"timed out|unable to contact|connection refused|try again|busy", re.I)
 
 
-class SlurmBackend(ArrayBackend):
-    name = "slurm"
-    options_model: ClassVar[type[BaseModel]] = SlurmOptions
-    submit_key = "sbatch"
+class SlurmBackend(ArrayBackend[SlurmOptions]):
+    submit_name = "sbatch"
     transient = TRANSIENT
 
     prefix = "#SBATCH"
@@ -49,34 +33,28 @@ class SlurmBackend(ArrayBackend):
     jid_regexp = re.compile(r"^(?P<jid>\d+)(?:;\S+)?$", re.M)
     scontrol = "scontrol"
     squeue_format = "%i|%T|%r|%A"
-    command_timeout = float(os.environ.get("XQDECL_SLURM_TIMEOUT", "60"))
     #: more array ids than this: ask squeue by job name instead of by `-j` list
     max_listed_ids = 2000
 
-    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+    def __init__(self, options: SlurmOptions, ctx: BackendContext) -> None:
         super().__init__(options, ctx)
         self._config: dict[str, str] | None = None
         self._raw: dict[str, str] = {}  # "<array>_<task>" -> raw job id (for `sacct -c`)
         self._tasks: dict[str, tuple[int, str]] = {}  # array job id -> (tasks, "arrays/<id>")
 
     # -- rendering --------------------------------------------------------------------
-    def directives(self, options: BaseModel) -> list[str]:
-        """The `#SBATCH` lines (values were checked to be one word by the spec model)."""
-        lines = []
-        for key, flag in HEADER_OPTIONS:
-            value = getattr(options, key, None)
-            if value is not None:
-                lines.append(f"{self.prefix} {flag}={value}")
-        for raw in getattr(options, "directives", []):
-            raw = raw.strip()
-            lines.append(raw if raw.startswith(self.prefix) else f"{self.prefix} {raw}")
-        return lines
+    def submit_command(self, options: SlurmOptions) -> str:
+        return options.sbatch
 
-    def _flags(self, options: BaseModel) -> list[str]:
-        """The directives as sbatch command-line arguments."""
-        return [a for d in self.directives(options) for a in shlex.split(d[len(self.prefix) :])]
+    def option_lines(self, options: SlurmOptions) -> list[str]:
+        """The `#SBATCH` lines of the typed options (each value one word)."""
+        o = options
+        values = [("--partition", o.partition), ("--time", o.time), ("--mem", o.mem),
+                  ("--cpus-per-task", o.cpus_per_task), ("--gres", o.gres),
+                  ("--account", o.account), ("--qos", o.qos)]
+        return [f"{self.prefix} {flag}={value}" for flag, value in values if value is not None]
 
-    def array_script(self, aid: str, options: BaseModel) -> str:
+    def array_script(self, aid: str, options: SlurmOptions) -> str:
         """The script whose task k runs line k+1 of `arrays/<aid>.tasks`."""
         root = self.ctx.mounted_rundir.rstrip("/") or "/"
         arrays = shlex.quote(f"{root}/arrays")
@@ -107,8 +85,8 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         if self._config is None:
             scontrol = self._sibling(self.scontrol)
             self._config = {}
-            with contextlib.suppress(BackendError):
-                rc, out, _ = await self._run([scontrol, "show", "config"])
+            with contextlib.suppress(SchedulerError):
+                rc, out, _ = await self._call([scontrol, "show", "config"])
                 if rc == 0:
                     for line in out.splitlines():
                         key, sep, value = line.partition("=")
@@ -116,22 +94,21 @@ exec bash {jobs}/"$index"/job.sh "$trial"
                             self._config[key.strip()] = value.strip()
         return self._config
 
-    async def chunk_size(self, options: BaseModel) -> int:
+    async def chunk_size(self, options: SlurmOptions) -> int:
         """`max_array_size`, else the cluster's MaxArraySize (1001 if unknown)."""
-        size = getattr(options, "max_array_size", None)
-        if size:
-            return int(size)
+        if options.max_array_size:
+            return options.max_array_size
         value = (await self.config()).get("MaxArraySize", "")
         return int(value) if value.isdigit() and int(value) > 0 else 1001
 
     # -- submit -----------------------------------------------------------------------
     async def _submit_array(
-        self, group: int, chunk: list[Submission], options: BaseModel, submitted: bool
+        self, group: int, chunk: list[Submission], options: SlurmOptions, submitted: bool
     ) -> list[Submitted]:
         aid = self.ids.new(group, chunk)
         script = self._write_script(aid, options)
-        throttle = getattr(options, "array_throttle", None) or self.ctx.forks
-        argv = [self._cmd("sbatch", options), "--parsable", f"--comment={self._comment(aid)}"]
+        throttle = options.array_throttle or self.ctx.forks
+        argv = [options.sbatch, "--parsable", f"--comment={self._comment(aid)}"]
         argv += [f"--array=0-{len(chunk) - 1}%{max(1, throttle)}", str(script)]
         jid, error = await self._submit_call(argv, aid, submitted)
         if jid is None:
@@ -139,10 +116,12 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         self._tasks[jid] = (len(chunk), aid)
         return [Submitted(s.index, f"{jid}_{k}") for k, s in enumerate(chunk)]
 
-    async def _submit_one(self, sub: Submission, options: BaseModel, submitted: bool) -> Submitted:
+    async def _submit_one(
+        self, sub: Submission, options: SlurmOptions, submitted: bool
+    ) -> Submitted:
         aid = self.ids.new(sub.group, [sub])
         log_file = self._log_file(aid)
-        argv = [self._cmd("sbatch", options), "--parsable", f"--comment={self._comment(aid)}"]
+        argv = [options.sbatch, "--parsable", f"--comment={self._comment(aid)}"]
         argv += [f"--job-name={self.tag}", f"--output={log_file}", f"--error={log_file}"]
         argv += [*self._flags(options), str(sub.script), str(sub.trial)]
         jid, error = await self._submit_call(argv, aid, submitted)
@@ -153,13 +132,13 @@ exec bash {jobs}/"$index"/job.sh "$trial"
 
     async def _drop_orphans(self, aid: str) -> None:
         """Cancel a submission that sbatch may have made although it reported failure."""
-        with contextlib.suppress(BackendError):
-            argv = [self._cmd("squeue"), "-h", "-t", "all", f"--name={self.tag}", "-o", "%F|%k"]
-            rc, out, _ = await self._run(argv)
+        with contextlib.suppress(SchedulerError):
+            argv = [self.options.squeue, "-h", "-t", "all", f"--name={self.tag}", "-o", "%F|%k"]
+            rc, out, _ = await self._call(argv)
             token = self._comment(aid)
             ids = [ln.split("|")[0] for ln in out.splitlines() if ln.endswith("|" + token)]
             if rc == 0 and ids:
-                await self._run([self._cmd("scancel"), *sorted(set(ids))])
+                await self._call([self.options.scancel, *sorted(set(ids))])
 
     # -- query ------------------------------------------------------------------------
     async def query(self, jids: Sequence[str]) -> dict[str, JobState]:
@@ -167,14 +146,15 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         if not wanted:
             return {}
         bases = sorted({j.partition("_")[0] for j in wanted})
-        argv = [self._cmd("squeue"), "-h", "-r", "-t", "all", "-o", self.squeue_format]
+        argv = [self.options.squeue, "-h", "-r", "-t", "all", "-o", self.squeue_format]
         if len(bases) > self.max_listed_ids:
             argv.append(f"--name={self.tag}")
         else:
             argv.append("--jobs=" + ",".join(bases))
-        rc, out, err = await self._run(argv)
+        done = await self._call(argv)
+        rc, out, err = done
         if rc != 0 and "invalid job id" not in err.lower():
-            raise BackendError(f"squeue failed: {(err.strip() or f'exit status {rc}')[-300:]}")
+            raise done.error("squeue")
         states = liveness.parse_squeue(out, wanted) if rc == 0 else {}
         for line in out.splitlines():  # remember raw ids of tasks that have started
             fields = line.split("|")
@@ -187,7 +167,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
 
     async def _sacct(self, missing: set[str]) -> dict[str, JobState]:
         config = await self.config()
-        argv = [self._cmd("sacct"), "-n", "-P"]
+        argv = [self.options.sacct, "-n", "-P"]
         if config.get("AccountingStorageType", "") == "accounting_storage/none":
             if "filetxt" not in config.get("JobCompType", ""):
                 return {}  # nothing keeps finished jobs: squeue was the only source
@@ -200,9 +180,10 @@ exec bash {jobs}/"$index"/job.sh "$trial"
             by_raw = {}
             bases = sorted({j.partition("_")[0] for j in missing})
             argv += ["-X", "-o", "JobID,State,ExitCode", "--jobs=" + ",".join(bases)]
-        rc, out, err = await self._run(argv)
-        if rc != 0:
-            raise BackendError(f"sacct failed: {(err.strip() or f'exit status {rc}')[-300:]}")
+        done = await self._call(argv)
+        if done.rc != 0:
+            raise done.error("sacct")
+        out = done.out
         if not by_raw:
             return liveness.parse_sacct(out, missing)
         return {by_raw[r]: st for r, st in liveness.parse_sacct(out, set(by_raw)).items()}
@@ -242,18 +223,17 @@ exec bash {jobs}/"$index"/job.sh "$trial"
             else:
                 targets.extend(members)
         for start in range(0, len(targets), 5000):
-            argv = [self._cmd("scancel"), *targets[start : start + 5000]]
-            rc, _, err = await self._run(argv)
-            lines = [ln for ln in err.splitlines() if ln.strip()]
-            if rc != 0 and not all("invalid job id" in ln.lower() for ln in lines):
-                raise BackendError(f"scancel failed: {(err.strip() or f'exit status {rc}')[-300:]}")
+            done = await self._call([self.options.scancel, *targets[start : start + 5000]])
+            lines = [ln for ln in done.err.splitlines() if ln.strip()]
+            if done.rc != 0 and not all("invalid job id" in ln.lower() for ln in lines):
+                raise done.error("scancel")
 
     def release(self, jid: str) -> None:
         self._raw.pop(jid, None)
 
-    def describe(self) -> dict[str, Any]:
-        info = super().describe()
-        info["arrays"] = bool(getattr(self.options, "array", True))
-        info["array_throttle"] = getattr(self.options, "array_throttle", None) or self.ctx.forks
-        info["max_array_size"] = getattr(self.options, "max_array_size", None) or "from the cluster"
-        return info
+    def describe_group(self, count: int, options: SlurmOptions) -> str:
+        if not options.array:
+            return super().describe_group(count, options)
+        throttle = options.array_throttle or self.ctx.forks
+        return (f"native array job(s) of {count} tasks in all (split at the cluster's "
+                f"array size limit), at most {throttle} running at once")

@@ -25,14 +25,11 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
-
-from pydantic import BaseModel
 
 from xqdecl import liveness
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
-from xqdecl.backends.local import cancel_grace
-from xqdecl.errors import BackendError
+from xqdecl.backends.command import run_command
+from xqdecl.errors import SchedulerError
 from xqdecl.spec import SshOptions
 
 log = logging.getLogger("xqdecl.backends.ssh")
@@ -110,27 +107,13 @@ class _Server:
         await self.exit_master()
         argv = [*self.argv, "-o", f"ControlPath={self.control}", "-o", "ControlMaster=yes",
                 "-o", f"ControlPersist={persist}", "-N", "-f", self.dest]
-        # the master lives on in the background with our stderr: a file, never a pipe
-        with tempfile.TemporaryFile() as err:
-            try:
-                proc = await asyncio.create_subprocess_exec(
-                    *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                    stderr=err)
-                rc = await asyncio.wait_for(proc.wait(), timeout)
-            except OSError as exc:
-                return f"cannot run ssh: {exc}"
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
-                return f"no answer within {timeout:g} s"
-            err.seek(0)
-            said = [ln for ln in err.read().decode(errors="replace").splitlines() if ln.strip()]
-        if rc != 0:
-            return said[-1] if said else f"ssh exited with status {rc}"
-        try:
+        try:  # the master lives on in the background, holding its output: `detached`
+            rc, _, err = await run_command(argv, timeout, detached=True)
+            if rc != 0:
+                said = [ln for ln in err.splitlines() if ln.strip()]
+                return said[-1] if said else f"ssh exited with status {rc}"
             rc, out, text = await self.run(_FACTS, timeout)
-        except BackendError as exc:
+        except SchedulerError as exc:
             return str(exc)
         self.facts = out.split()
         return "" if rc == 0 else text or f"exit status {rc}"
@@ -140,50 +123,33 @@ class _Server:
         argv = [*self.argv, "-o", f"ControlPath={self.control}", "-o", "ControlMaster=no",
                 self.dest, "bash -s"]
         try:
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE)
-        except OSError as exc:
-            raise BackendError(f"cannot run ssh: {exc}") from None
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(script.encode()), timeout)
-        except (TimeoutError, asyncio.CancelledError) as exc:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            raise BackendError(f"ssh {self.label} did not answer within {timeout:g} s") from None
-        lines = [ln for ln in err.decode(errors="replace").splitlines() if ln.strip()]
-        return proc.returncode or 0, out.decode(errors="replace"), lines[-1] if lines else ""
+            rc, out, err = await run_command(argv, timeout, stdin=script.encode())
+        except SchedulerError as exc:
+            raise SchedulerError(f"{self.label}: {exc}") from None
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        return rc, out, lines[-1] if lines else ""
 
     async def exit_master(self) -> None:
         if not self.control or not os.path.exists(self.control):
             return
         argv = [*self.argv, "-o", f"ControlPath={self.control}", "-O", "exit", self.dest]
-        with contextlib.suppress(OSError, TimeoutError):
-            proc = await asyncio.create_subprocess_exec(
-                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.DEVNULL)
-            await asyncio.wait_for(proc.wait(), 10)
+        with contextlib.suppress(SchedulerError):
+            await run_command(argv, 10)
         with contextlib.suppress(OSError):
             os.unlink(self.control)
 
 
-class SshBackend(Backend):
-    name = "ssh"
+class SshBackend(Backend[SshOptions]):
     arrays = False
     whole_fill = True  # one call per server for the whole fill
-    options_model: ClassVar[type[BaseModel]] = SshOptions
     query_interval = 5.0
     lost_grace = 30.0  # a shared filesystem may show the rc file late
-    command_timeout = float(os.environ.get("XQDECL_SSH_TIMEOUT", "60"))
     connect_timeout = 10
     retry_down = 30.0  # seconds before an unreachable server is tried again
     unreachable_grace = 120.0  # seconds the jobs of a silent server are assumed alive
     persist = 300  # ControlPersist: the master's idle timeout
 
-    def __init__(self, options: BaseModel, ctx: BackendContext) -> None:
+    def __init__(self, options: SshOptions, ctx: BackendContext) -> None:
         super().__init__(options, ctx)
         self._dir = ""  # made on first use: short socket paths, private to us
         self._servers: list[_Server] = []
@@ -192,9 +158,8 @@ class SshBackend(Backend):
         self._snapshots: dict[int, tuple[float, dict[str, str]]] = {}  # for reattach
         self._pool(options)  # the run's servers come first: indexes stay stable on resume
 
-    def _pool(self, options: BaseModel) -> list[_Server]:
+    def _pool(self, options: SshOptions) -> list[_Server]:
         """The servers of these options (registered on first sight)."""
-        assert isinstance(options, SshOptions)
         pool = []
         for s in options.servers:
             key = (s.host, s.port, s.user, s.keyfile, tuple(options.ssh_options))
@@ -239,7 +204,7 @@ class SshBackend(Backend):
                 why = "no ssh server is reachable (" + "; ".join(
                     f"{s.label}: {s.error}" for s in pool) + ")"
                 if not (submitted or results):
-                    raise BackendError(why)  # the runner retries, then ends the run (exit 4)
+                    raise SchedulerError(why)  # the runner retries, then ends the run (exit 4)
                 return results + [Submitted(s.index, None, why) for s in subs]
             plan: dict[int, list[Submission]] = {}
             for sub in subs:
@@ -265,7 +230,7 @@ class SshBackend(Backend):
             for s in subs)
         try:
             rc, out, said = await srv.run(script, self.command_timeout)
-        except BackendError as exc:  # it may have started some: never start them twice
+        except SchedulerError as exc:  # it may have started some: never start them twice
             return [Submitted(s.index, None, str(exc)) for s in subs], []
         pids = {}
         for line in out.splitlines():
@@ -306,28 +271,27 @@ class SshBackend(Backend):
                 self._silent_since.pop(i, None)
                 states.update(answer)
                 continue
-            if not isinstance(answer, BackendError):
+            if not isinstance(answer, SchedulerError):
                 raise answer
             errors.append(str(answer))
             if now - self._silent_since.setdefault(i, now) < self.unreachable_grace:
                 states.update(dict.fromkeys(mine.values(), JobState(Liveness.RUNNING)))
         if errors and len(errors) == len(by_server):
-            raise BackendError("; ".join(errors))
+            raise SchedulerError("; ".join(errors))
         return states
 
     async def _query_one(self, srv: _Server, mine: dict[str, str]) -> dict[str, JobState]:
-        if not await self._ensure(srv):
-            raise BackendError(f"ssh server {srv.label} is unreachable: {srv.error}")
+        self._reachable(srv, await self._ensure(srv))
         pids = " ".join(sorted({local.partition(".")[0] for local in mine}))
         rc, out, said = await srv.run(_QUERY.replace("PIDS", pids), self.command_timeout)
         if rc == 255:
             srv.up = None  # look at the connection again next time
-            raise BackendError(f"ssh {srv.label}: {said or 'connection failed'}")
+        self._connected(srv, rc, said)
         return {mine[k]: st for k, st in liveness.parse_ps(out, set(mine)).items()}
 
     # -- cancel -------------------------------------------------------------------------
     async def cancel(self, jids: Sequence[str]) -> None:
-        await self._signal(jids, "TERM", cancel_grace())
+        await self._signal(jids, "TERM", self.cancel_grace)
 
     async def kill_now(self, jids: Sequence[str]) -> None:
         await self._signal(jids, "KILL", 0)
@@ -335,19 +299,28 @@ class SshBackend(Backend):
     async def _signal(self, jids: Sequence[str], sig: str, grace: float) -> None:
         self._snapshots.clear()
         async def one(srv: _Server, mine: dict[str, str]) -> None:
-            if not await self._ensure(srv):
-                raise BackendError(f"ssh server {srv.label} is unreachable: {srv.error}")
+            self._reachable(srv, await self._ensure(srv))
             script = _SIGNAL.replace("JIDS", " ".join(mine)).replace("SIG", sig)
             script = script.replace("TICKS", str(int(grace * 10)))
             rc, _, said = await srv.run(script, grace + self.command_timeout)
-            if rc == 255:
-                raise BackendError(f"ssh {srv.label}: {said or 'connection failed'}")
+            self._connected(srv, rc, said)
 
         answers = await asyncio.gather(
             *(one(self._servers[i], m) for i, m in self._split(jids).items()),
             return_exceptions=True)
         if errors := [str(a) for a in answers if isinstance(a, BaseException)]:
-            raise BackendError("cancelling failed: " + "; ".join(errors))
+            raise SchedulerError("cancelling failed: " + "; ".join(errors))
+
+    @staticmethod
+    def _reachable(srv: _Server, up: bool) -> None:
+        if not up:
+            raise SchedulerError(f"ssh server {srv.label} is unreachable: {srv.error}")
+
+    @staticmethod
+    def _connected(srv: _Server, rc: int, said: str) -> None:
+        """Raise when ssh itself failed (status 255) rather than the script."""
+        if rc == 255:
+            raise SchedulerError(f"ssh {srv.label}: {said or 'connection failed'}")
 
     # -- resume -------------------------------------------------------------------------
     async def reattach(self, jid: str | None, start_info: str) -> str | None:
@@ -399,6 +372,6 @@ class SshBackend(Backend):
         if self._dir:
             shutil.rmtree(self._dir, ignore_errors=True)
 
-    def describe_group(self, count: int, options: BaseModel) -> str:
+    def describe_group(self, count: int, options: SshOptions) -> str:
         hosts = ", ".join(s.label for s in self._pool(options))
         return f"jobs spread over {hosts}, at most {self.ctx.forks} in flight"

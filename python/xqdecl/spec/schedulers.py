@@ -1,27 +1,31 @@
-"""Backend options: one pydantic model per `scheduler.type`.
+"""Backend options: one pydantic model per `scheduler.type`, and the list of backends.
 
-`SchedulerOptions` is the discriminated union the spec validates
-`[scheduler]` against; `SCHEDULER_MODELS` maps each type name to its model
-(backends take their `options_model` from it). A group's partial
-`scheduler = {...}` is merged over the run's options by `merge_options`.
+`BACKENDS` is the one place a backend is registered: its options model (whose
+`type` literal is the backend's name) and where its class lives, imported only
+when used. `SchedulerOptions` (the discriminated union the spec validates
+`[scheduler]` against), `SCHEDULER_MODELS` and the backend registry are all
+derived from it. A group's partial `scheduler = {...}` is merged over the run's
+options by `merge_options`; the cadence options (`RUN_LEVEL`) are the run's only.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from xqdecl.spec.values import Flag, PositiveInt, base_dir, join_path
+from xqdecl.spec.values import Duration, Flag, PositiveInt, base_dir, join_path
 
 
 class SchedulerBase(BaseModel):
@@ -32,6 +36,22 @@ class SchedulerBase(BaseModel):
     type: str
     #: The workdir as seen where the jobs run (another host, a container).
     mounted_workdir: str | None = None
+    # The cadence of the run's scheduler calls; None: the backend's default. Each may
+    # also be overridden by an environment variable (see `backends.base.Timing`).
+    #: floor between two batched status queries
+    query_interval: Duration = None
+    #: between two safety-net sweeps of the jobs in flight
+    sweep_interval: Duration = None
+    #: how long a job may be unknown to the scheduler, without its rc file, before it is lost
+    lost_grace: Duration = None
+    #: how long one scheduler command (sbatch, squeue, ssh, gcloud ...) may take
+    command_timeout: Duration = None
+    #: between the TERM and the KILL of a cancelled job
+    cancel_grace: Duration = None
+
+
+#: options set once for the run (a group's `scheduler = {...}` may not change them)
+RUN_LEVEL = ("query_interval", "sweep_interval", "lost_grace", "command_timeout", "cancel_grace")
 
 
 class LocalOptions(SchedulerBase):
@@ -62,7 +82,19 @@ def _one_line_each(lines: list[str]) -> list[str]:
 PE_SLOTS = re.compile(r"\d+(?:-\d*)?|-\d+")
 
 
-class SlurmOptions(SchedulerBase):
+class ClusterOptions(SchedulerBase):
+    """What the batch schedulers with job arrays (Slurm, SGE) share."""
+
+    array: Flag = True
+    directives: list[str] = []
+
+    @field_validator("directives")
+    @classmethod
+    def _check_directives(cls, value: list[str]) -> list[str]:
+        return _one_line_each(value)
+
+
+class SlurmOptions(ClusterOptions):
     """Slurm: groups are submitted as native job arrays unless `array = false`."""
 
     type: Literal["slurm"] = "slurm"
@@ -73,10 +105,8 @@ class SlurmOptions(SchedulerBase):
     gres: str | None = None
     account: str | None = None
     qos: str | None = None
-    array: Flag = True
     array_throttle: PositiveInt | None = None
     max_array_size: PositiveInt | None = None
-    directives: list[str] = []
     sbatch: str = "sbatch"
     squeue: str = "squeue"
     sacct: str = "sacct"
@@ -87,21 +117,14 @@ class SlurmOptions(SchedulerBase):
     def _check_word(cls, value: str | None) -> str | None:
         return _one_word(value, "a Slurm")
 
-    @field_validator("directives")
-    @classmethod
-    def _check_directives(cls, value: list[str]) -> list[str]:
-        return _one_line_each(value)
 
-
-class SgeOptions(SchedulerBase):
+class SgeOptions(ClusterOptions):
     """Son of / Univa Grid Engine: array jobs unless `array = false`."""
 
     type: Literal["sge"] = "sge"
     queue: str | None = None
     resources: list[str] = []
     pe: str | None = None
-    array: Flag = True
-    directives: list[str] = []
     qsub: str = "qsub"
     qstat: str = "qstat"
     qacct: str = "qacct"
@@ -129,11 +152,6 @@ class SgeOptions(SchedulerBase):
             raise ValueError(f'write "<name> <slots>" (e.g. "smp 4"), got {value!r}')
         _one_word(parts[0], "an SGE", dash_ok=False)
         return value
-
-    @field_validator("directives")
-    @classmethod
-    def _check_directives(cls, value: list[str]) -> list[str]:
-        return _one_line_each(value)
 
 
 _SERVER = re.compile(r"(?:(?P<user>[^@\s]+)@)?(?P<host>[^@:\s]+)(?::(?P<port>\d+))?")
@@ -220,14 +238,26 @@ class GbatchOptions(SchedulerBase):
     gcloud: str = "gcloud"
 
 
-SCHEDULER_MODELS: dict[str, type[SchedulerBase]] = {
-    "local": LocalOptions,
-    "slurm": SlurmOptions,
-    "sge": SgeOptions,
-    "ssh": SshOptions,
-    "container": ContainerOptions,
-    "gbatch": GbatchOptions,
-}
+#: Every backend: its options model and its class ("module:Class", generic over that
+#: model), in the order messages list them. Adding a backend: one line here.
+BACKENDS: tuple[tuple[type[SchedulerBase], str], ...] = (
+    (LocalOptions, "xqdecl.backends.local:LocalBackend"),
+    (SlurmOptions, "xqdecl.backends.slurm:SlurmBackend"),
+    (SgeOptions, "xqdecl.backends.sge:SgeBackend"),
+    (SshOptions, "xqdecl.backends.ssh:SshBackend"),
+    (ContainerOptions, "xqdecl.backends.container:ContainerBackend"),
+    (GbatchOptions, "xqdecl.backends.gbatch:GbatchBackend"),
+)
+
+
+def type_name(model: type[SchedulerBase]) -> str:
+    """The `type` an options model stands for (its literal's one value)."""
+    name = model.model_fields["type"].default
+    assert isinstance(name, str), model
+    return name
+
+
+SCHEDULER_MODELS: dict[str, type[SchedulerBase]] = {type_name(m): m for m, _ in BACKENDS}
 
 
 def _default_type(value: Any) -> Any:
@@ -236,11 +266,14 @@ def _default_type(value: Any) -> Any:
     return value
 
 
-SchedulerOptions = Annotated[
-    LocalOptions | SlurmOptions | SgeOptions | SshOptions | ContainerOptions | GbatchOptions,
-    Field(discriminator="type"),
-    BeforeValidator(_default_type),
-]
+if TYPE_CHECKING:
+    SchedulerOptions = SchedulerBase
+else:
+    SchedulerOptions = Annotated[
+        Union[tuple(SCHEDULER_MODELS.values())],  # noqa: UP007 - built from BACKENDS
+        Field(discriminator="type"),
+        BeforeValidator(_default_type),
+    ]
 
 
 def merge_options(
@@ -249,6 +282,11 @@ def merge_options(
     """The run's options updated by a group's partial options, validated again
     with the run's model (raises `pydantic.ValidationError`)."""
     model = type(run_options)
+    fixed = [InitErrorDetails(type=PydanticCustomError(
+        "run_level", "set once for the run in [scheduler], not per group"),
+        loc=(key,), input=group_options[key]) for key in RUN_LEVEL if key in group_options]
+    if fixed:
+        raise ValidationError.from_exception_data(model.__name__, fixed)
     merged = run_options.model_dump(exclude_unset=True)
     merged.update(group_options)
     merged["type"] = run_options.type
