@@ -10,6 +10,9 @@ assertions, against the real service.
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,10 @@ class BackendConformance:
     @staticmethod
     def meta(workdir: Path, index: int) -> Path:
         return workdir / "wd" / "conf" / "jobs" / str(index)
+
+    def rerun(self, spec: xqdecl.Spec) -> xqdecl.RunResult:
+        """The run after the runner was killed (a backend may check how it adopted)."""
+        return self.run(spec)
 
     # -- the suite ------------------------------------------------------------------
     def test_success_and_failure(self, workdir: Path, scheduler: dict[str, Any],
@@ -168,6 +175,31 @@ class BackendConformance:
         assert result.ok
         assert calls, "the runner never asked the scheduler"
         assert max(calls) >= 2, "jobs in flight were not asked about in one call"
+
+    def test_rerun_after_the_runner_was_killed_adopts_live_jobs(
+        self, workdir: Path, scheduler: dict[str, Any], fast: None
+    ) -> None:
+        data = {"name": "conf", "workdir": str(workdir / "wd"), "forks": 2,
+                "scheduler": scheduler,
+                "jobs": [{"cmd": "sleep 6; echo done-{i}", "matrix": {"i": [0, 1]}}]}
+        spec_file = workdir / "conf.yaml"  # JSON is YAML
+        spec_file.write_text(json.dumps(data))
+        first = subprocess.Popen([sys.executable, "-m", "xqdecl.cli", "run", str(spec_file)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + self.run_timeout
+            while not all((self.meta(workdir, i) / "start.0").exists() for i in range(2)):
+                assert time.monotonic() < deadline and first.poll() is None
+                time.sleep(0.2)
+            time.sleep(0.5)  # let it record the job ids
+        finally:
+            first.kill()  # SIGKILL: no cancel, no clean-up; the jobs live on
+            first.wait()
+        result = self.rerun(xqdecl.load_spec(spec_file))
+        assert result.ok, result
+        for i in range(2):
+            assert (self.meta(workdir, i) / "stdout.0").read_text() == f"done-{i}\n"
+            assert not (self.meta(workdir, i) / "start.1").exists()  # adopted, not run again
 
     def test_job_lost_without_rc_fails(self, workdir: Path, scheduler: dict[str, Any],
                                        fast: None) -> None:

@@ -4,11 +4,9 @@ apptainer through the exact command lines they are given."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -175,31 +173,3 @@ def test_cancel_stops_the_container_itself(tmp_path: Path, podman: Any) -> None:
     ps = subprocess.run(["podman", "ps", "-a", "--filter", f"name={name}", "--format",
                          "{{.Names}}"], capture_output=True, text=True, timeout=60)
     assert name not in ps.stdout
-
-
-@pytest.mark.container
-def test_resume_after_the_runner_was_killed_adopts_live_containers(tmp_path: Path,
-                                                                   podman: Any) -> None:
-    spec_file = tmp_path / "resume.yaml"  # JSON is YAML
-    spec_file.write_text(json.dumps({
-        "name": "resume", "workdir": "wd", "forks": 2,
-        "scheduler": {"type": "container", "runtime": "podman", "image": podman.image},
-        "jobs": [{"cmd": "sleep 6; echo done-{i}", "matrix": {"i": [0, 1]}}],
-    }))
-    meta = tmp_path / "wd" / "resume" / "jobs"
-    first = subprocess.Popen([sys.executable, "-m", "xqdecl.cli", "run", str(spec_file)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 90
-        while not all((meta / str(i) / "start.0").exists() for i in range(2)):
-            assert time.monotonic() < deadline and first.poll() is None
-            time.sleep(0.2)
-        time.sleep(0.5)  # let it record the job ids
-    finally:
-        first.kill()  # SIGKILL: the container clients live on in their own sessions
-        first.wait()
-    result = run(xqdecl.load_spec(spec_file))
-    assert result.ok, result
-    for i in range(2):
-        assert (meta / str(i) / "stdout.0").read_text() == f"done-{i}\n"
-        assert not (meta / str(i) / "start.1").exists()  # adopted, not started again

@@ -9,9 +9,6 @@ import asyncio
 import json
 import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -233,42 +230,26 @@ class TestGbatchConformanceWithFakeGcloud(BackendConformance):
     def scheduler(self, fake_gcloud: Path) -> dict[str, Any]:
         return {"type": "gbatch", "project": "proj", "location": "us-central1"}
 
+    @pytest.fixture(autouse=True)
+    def _gcloud(self, fake_gcloud: Path) -> None:
+        self.gcloud = fake_gcloud
 
-def test_resume_adopts_live_tasks_with_one_list(tmp_path: Path, fake_gcloud: Path) -> None:
-    spec_file = tmp_path / "resume.yaml"  # JSON is YAML
-    spec_file.write_text(json.dumps({
-        "name": "resume", "workdir": "wd",
-        "scheduler": {"type": "gbatch", "project": "proj", "location": "us-central1"},
-        "jobs": [{"cmd": "sleep 5; echo done-{i}", "matrix": {"i": [0, 1, 2, 3]}}],
-    }))
-    meta = tmp_path / "wd" / "resume" / "jobs"
-    first = subprocess.Popen([sys.executable, "-m", "xqdecl.cli", "run", str(spec_file)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not all((meta / str(i) / "start.0").exists() for i in range(4)):
-            assert time.monotonic() < deadline and first.poll() is None
-            time.sleep(0.2)
-    finally:
-        first.kill()  # SIGKILL: no cancel, no clean-up
-        first.wait()
-    before = len(calls(fake_gcloud))
-    queries: list[int] = []
-    original = GbatchBackend.query
+    def rerun(self, spec: xqdecl.Spec) -> xqdecl.RunResult:
+        """Live tasks are adopted with one listing; then one listing per poll, no submit."""
+        before = len(calls(self.gcloud))
+        queries: list[int] = []
+        original = GbatchBackend.query
 
-    async def query(self: Backend, jids: Any) -> Any:
-        queries.append(len(jids))
-        return await original(self, jids)
+        async def query(self: Backend, jids: Any) -> Any:
+            queries.append(len(jids))
+            return await original(self, jids)
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(GbatchBackend, "query", query)
-        result = run(xqdecl.load_spec(spec_file))
-    assert result.ok, result
-    verbs = [c[2] for c in calls(fake_gcloud)[before:]]
-    # four live tasks adopted with one listing; then one listing per poll; no new submit
-    assert verbs == ["list"] * (1 + len(queries))
-    for i in range(4):
-        assert (meta / str(i) / "stdout.0").read_text() == f"done-{i}\n"
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(GbatchBackend, "query", query)
+            result = self.run(spec)
+        verbs = [c[2] for c in calls(self.gcloud)[before:]]
+        assert verbs == ["list"] * (1 + len(queries))
+        return result
 
 
 def test_a_staged_cloud_workdir_is_refused(tmp_path: Path) -> None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -240,30 +237,3 @@ def test_run_with_no_reachable_server_exits_4(tmp_path: Path, ssh_server: Any,
     result = run(spec)
     assert result.exit_code == ExitCode.BACKEND
     assert "127.0.0.1:1" in result.message and "no ssh server is reachable" in result.message
-
-
-def test_resume_after_the_runner_was_killed_adopts_live_jobs(tmp_path: Path,
-                                                             ssh_server: Any) -> None:
-    scheduler = scheduler_of(ssh_server)
-    spec_file = tmp_path / "resume.yaml"  # JSON is YAML
-    spec_file.write_text(json.dumps({
-        "name": "resume", "workdir": "wd", "forks": 3, "scheduler": scheduler,
-        "jobs": [{"cmd": "sleep 6; echo done-{i}", "matrix": {"i": [0, 1, 2]}}],
-    }))
-    meta = tmp_path / "wd" / "resume" / "jobs"
-    first = subprocess.Popen([sys.executable, "-m", "xqdecl.cli", "run", str(spec_file)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not all((meta / str(i) / "start.0").exists() for i in range(3)):
-            assert time.monotonic() < deadline and first.poll() is None
-            time.sleep(0.2)
-        time.sleep(0.5)  # let it record the job ids
-    finally:
-        first.kill()  # SIGKILL: no cancel, no clean-up
-        first.wait()
-    result = run(xqdecl.load_spec(spec_file))
-    assert result.ok, result
-    for i in range(3):
-        assert (meta / str(i) / "stdout.0").read_text() == f"done-{i}\n"
-        assert not (meta / str(i) / "start.1").exists()  # adopted, not started again
