@@ -127,3 +127,66 @@ def every(n: int, *wanted: Liveness) -> Callable[[dict], bool]:
 
 def ctx_for(tmp_path: Path) -> BackendContext:
     return BackendContext(run="r1", rundir=tmp_path, mounted_rundir="/mnt/wd/r1", forks=8)
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """What a test shared by Slurm and SGE needs to know of each."""
+
+    name: str  # the marker and the service fixture
+    backend: type[Backend[Any]]
+    options: type[Any]
+    commands: tuple[str, str, str, str]  # submit, status, accounting, cancel
+    rc_wait: float
+    first_task: int  # the task number of an array's first job
+    sep: str  # between the array id and the task number in a jid
+
+    @property
+    def submit(self) -> str:
+        return self.commands[0]
+
+    @property
+    def cancel(self) -> str:
+        return self.commands[3]
+
+    def bed(self, tmp_path: Path, n: int, body: str | Callable[[int], str] = "echo job",
+            forks: int = 64, overrides: dict[str, str] | None = None, **options: Any) -> Bed:
+        return make_bed(tmp_path, n, backend=self.backend, options=self.options,
+                        commands=self.commands, run_name=f"{self.name}test", body=body,
+                        forks=forks, overrides=overrides, rc_wait=self.rc_wait, **options)
+
+    def array_arg(self, n: int, throttle: int) -> str:
+        """How the submit call's arguments say: an array of n tasks, `throttle` at once."""
+        if self.name == "slurm":
+            return f"--array=0-{n - 1}%{throttle} "
+        return f" -t 1-{n} -tc {throttle} "
+
+    @property
+    def array_word(self) -> str:
+        """What only an array submission's arguments hold."""
+        return "--array" if self.name == "slurm" else " -t "
+
+    def throttled(self, most: int) -> dict[str, Any]:
+        """`bed` arguments for at most `most` tasks running at once."""
+        return {"array_throttle": most} if self.name == "slurm" else {"forks": most}
+
+    def placed(self, service: Any) -> tuple[dict[str, Any], str]:
+        """Options putting jobs on the test queue, and the argument they make."""
+        if self.name == "slurm":
+            return {"partition": service.partition}, f"--partition={service.partition}"
+        return {"queue": service.queue}, f"-q {service.queue}"
+
+
+def clusters() -> list[Any]:
+    """The parameters of a test every array scheduler passes (each with its marker)."""
+    import pytest
+
+    from xqdecl.backends.sge import SgeBackend
+    from xqdecl.backends.slurm import SlurmBackend
+    from xqdecl.spec import SgeOptions, SlurmOptions
+
+    slurm = Cluster("slurm", SlurmBackend, SlurmOptions, ("sbatch", "squeue", "sacct", "scancel"),
+                    rc_wait=60, first_task=0, sep="_")
+    sge = Cluster("sge", SgeBackend, SgeOptions, ("qsub", "qstat", "qacct", "qdel"),
+                  rc_wait=90, first_task=1, sep=".")
+    return [pytest.param(c, marks=getattr(pytest.mark, c.name), id=c.name) for c in (slurm, sge)]

@@ -19,9 +19,9 @@ from pydantic import ValidationError
 
 from tests import cluster_bed
 from tests.cluster_bed import Bed, ctx_for, every, poll, run, write_job
-from xqdecl.backends.base import BackendContext, Liveness, Submission
+from xqdecl.backends.base import BackendContext, Liveness
 from xqdecl.backends.slurm import SlurmBackend
-from xqdecl.errors import BackendError
+from xqdecl.errors import SchedulerError
 from xqdecl.spec import SlurmOptions
 
 COMMANDS = ("sbatch", "squeue", "sacct", "scancel")
@@ -151,46 +151,6 @@ def test_array_of_50_one_sbatch_one_squeue_per_query(slurm: Any, tmp_path: Path)
 
 
 @pytest.mark.slurm
-def test_throttle_is_respected(slurm: Any, tmp_path: Path) -> None:
-    bed = make_bed(tmp_path, 9, body="sleep 2", array_throttle=3)
-    results = run(bed.backend.submit(bed.subs))
-    jids = [r.jid for r in results if r.jid]
-    assert "--array=0-8%3" in bed.calls("sbatch")[0]
-    most = 0
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        states = run(bed.backend.query(jids))
-        running = sum(st.liveness is Liveness.RUNNING for st in states.values())
-        most = max(most, running)
-        if all(bed.rc(s) is not None for s in bed.subs):
-            break
-        time.sleep(0.25)
-    assert 1 <= most <= 3
-    # no more than 3 jobs had started and not yet ended at any moment
-    spans = []
-    for s in bed.subs:
-        meta = bed.rundir / "jobs" / str(s.index)
-        spans.append(((meta / "start.0").stat().st_mtime, (meta / "rc.0").stat().st_mtime))
-    overlap = max(sum(a <= t < b for a, b in spans) for t, _ in spans)
-    assert overlap <= 3
-
-
-@pytest.mark.slurm
-def test_cancel_a_running_array_with_one_scancel(slurm: Any, tmp_path: Path) -> None:
-    bed = make_bed(tmp_path, 6, body="sleep 120")
-    results = run(bed.backend.submit(bed.subs))
-    jids = [r.jid for r in results if r.jid]
-    poll(bed, jids, every(6, Liveness.RUNNING))
-    run(bed.backend.cancel(jids))
-    calls = bed.calls("scancel")
-    assert calls == [jids[0].split("_")[0]]  # one call, the array id alone
-    states = poll(bed, jids, every(6, Liveness.FAILED))
-    assert {(st.liveness, st.reason) for st in states.values()} == {(Liveness.FAILED, "CANCELLED")}
-    # cancelling again (finished jobs) is quietly ignored
-    run(bed.backend.cancel(jids[:2]))
-
-
-@pytest.mark.slurm
 def test_max_array_size_chunks(slurm: Any, tmp_path: Path) -> None:
     bed = make_bed(tmp_path, 25, max_array_size=10)
     results = run(bed.backend.submit(bed.subs))
@@ -204,33 +164,6 @@ def test_max_array_size_chunks(slurm: Any, tmp_path: Path) -> None:
         by_array.setdefault(base, []).append(int(task))
     assert sorted(len(v) for v in by_array.values()) == [5, 10, 10]
     assert bed.wait_rcs(bed.subs) == dict.fromkeys(range(25), 0)
-
-
-@pytest.mark.slurm
-def test_retries_become_a_small_array(slurm: Any, tmp_path: Path) -> None:
-    bed = make_bed(tmp_path, 8)
-    run(bed.backend.submit(bed.subs))
-    retry = [Submission(s.index, 1, s.name, s.script, s.group, s.options) for s in bed.subs[2:5]]
-    results = run(bed.backend.submit(retry))
-    assert len(bed.calls("sbatch")) == 2 and "--array=0-2%64" in bed.calls("sbatch")[1]
-    assert (bed.rundir / "arrays" / "g0-2.tasks").read_text() == "2 1\n3 1\n4 1\n"
-    assert len({r.jid.split("_")[0] for r in results if r.jid}) == 1
-    assert set(bed.wait_rcs(retry).values()) == {0}
-
-
-@pytest.mark.slurm
-def test_no_array_mode_submits_each_wrapper(slurm: Any, tmp_path: Path) -> None:
-    bed = make_bed(tmp_path, 3, array=False, partition=slurm.partition)
-    results = run(bed.backend.submit(bed.subs))
-    calls = bed.calls("sbatch")
-    assert len(calls) == 3
-    assert all("--partition=" + slurm.partition in c and "--array" not in c for c in calls)
-    assert calls[0].endswith(f"{bed.subs[0].script} 0")
-    assert all(r.jid and r.jid.isdigit() for r in results)
-    assert bed.wait_rcs(bed.subs) == {0: 0, 1: 0, 2: 0}
-    jids = [r.jid for r in results if r.jid]
-    states = poll(bed, jids, every(3, Liveness.DONE))
-    assert {st.liveness for st in states.values()} == {Liveness.DONE}
 
 
 @pytest.mark.slurm
@@ -272,11 +205,11 @@ def test_time_limit_is_reported_as_timeout(slurm: Any, tmp_path: Path) -> None:
 
 @pytest.mark.slurm
 def test_submit_failures(slurm: Any, tmp_path: Path) -> None:
-    # the controller is away: BackendError (the runner retries the whole batch)
+    # the controller is away: SchedulerError (the runner retries the whole batch)
     said = "sbatch: error: Batch job submission failed: Unable to contact slurm controller"
     down = f'echo "{said}" >&2; exit 1'
     bed = make_bed(tmp_path, 3, overrides={"sbatch": down})
-    with pytest.raises(BackendError, match="Unable to contact"):
+    with pytest.raises(SchedulerError, match="Unable to contact"):
         run(bed.backend.submit(bed.subs))
     # the controller goes away after a first chunk went in: no exception (that would
     # resubmit the first chunk), an error for each job of the failed chunk only
@@ -297,15 +230,15 @@ def test_submit_failures(slurm: Any, tmp_path: Path) -> None:
 
 
 @pytest.mark.slurm
-def test_query_failures_raise_backend_error(slurm: Any, tmp_path: Path) -> None:
+def test_query_failures_raise_scheduler_error(slurm: Any, tmp_path: Path) -> None:
     broken = 'echo "squeue: error: slurm_load_jobs error: Socket timed out" >&2; exit 1'
     bed = make_bed(tmp_path, 1, overrides={"squeue": broken})
-    with pytest.raises(BackendError, match="squeue failed"):
+    with pytest.raises(SchedulerError, match="squeue failed"):
         run(bed.backend.query(["123_0"]))
     bed = make_bed(tmp_path, 1, overrides={"squeue": "exec sleep 30"})
     bed.backend.command_timeout = 1.0
     t0 = time.monotonic()
-    with pytest.raises(BackendError, match="did not answer"):
+    with pytest.raises(SchedulerError, match="did not answer"):
         run(bed.backend.query(["123_0"]))
     assert time.monotonic() - t0 < 10
     # a job id the cluster never had is simply absent
