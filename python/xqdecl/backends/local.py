@@ -1,7 +1,8 @@
 """The embedded default backend: jobs run as process groups on this machine.
 
-Each wrapper is started with `posix_spawn` in a session of its own (so it leads
-its process group and a cancel reaches everything it started). Its exit is
+Each wrapper is started by a launcher in a process group of its own (so a
+cancel reaches everything it started) and, where the machine allows, in a
+cgroup of its own (contain.py: whatever the job started ends with it). Its exit is
 noticed through a pidfd registered with the event loop: no polling of the
 process table, no thread per job, no sleep. The exit status is kept only as the
 scheduler's view; the job's rc file stays the truth.
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
+from xqdecl.backends.contain import Containment
 from xqdecl.spec import LocalOptions
 from xqdecl.spec.schedulers import SchedulerBase
 
@@ -51,14 +53,16 @@ def _signal_name(num: int) -> str:
 
 
 #: A long-lived bash that starts wrappers for the runner. Each record on its stdin
-#: is "<trial>\\0<script>\\0"; it answers with the pid. Its `&` forks without
-#: waiting for the exec (a posix_spawn from Python blocks the event loop until
-#: the child is scheduled: ~5 ms with 64 busy jobs on 2 cores), and `set -m`
-#: gives each wrapper a process group of its own.
+#: is "<trial>\\0<script>\\0<cgroup.procs or ''>\\0"; it answers with the pid. Its
+#: `&` forks without waiting for the exec (a posix_spawn from Python blocks the
+#: event loop until the child is scheduled: ~5 ms with 64 busy jobs on 2 cores),
+#: `set -m` gives each wrapper a process group of its own, and the child enters
+#: the job's cgroup before the exec, so nothing of the job starts outside it.
 LAUNCHER = r"""
 set -m
-while IFS= read -r -d '' trial && IFS= read -r -d '' script; do
-  bash "$script" "$trial" </dev/null >/dev/null 2>&1 &
+while IFS= read -r -d '' trial && IFS= read -r -d '' script && IFS= read -r -d '' cg; do
+  { [ -z "$cg" ] || echo "$BASHPID" >"$cg"; exec bash "$script" "$trial"; } \
+    </dev/null >/dev/null 2>&1 &
   printf '%s\n' "$!"
 done
 """
@@ -78,11 +82,11 @@ class _Launcher:
         )
         return cls(proc)
 
-    async def spawn(self, items: list[tuple[int, str]]) -> list[int]:
-        """Start `bash script trial` for each item; their pids, in order."""
+    async def spawn(self, items: list[tuple[int, str, str]]) -> list[int]:
+        """Start `bash script trial` in cgroup `cg` for each item; their pids, in order."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         async with self.lock:
-            self.proc.stdin.write(b"".join(f"{t}\0{s}\0".encode() for t, s in items))
+            self.proc.stdin.write(b"".join(f"{t}\0{s}\0{c}\0".encode() for t, s, c in items))
             await self.proc.stdin.drain()
             pids = []
             for _ in items:
@@ -123,6 +127,8 @@ class ProcessBackend(Backend[P]):
         self._exited: dict[str, JobState] = {}
         self._fds: dict[int, int] = {}  # pid -> pidfd
         self._env = dict(os.environ)
+        self._contain = Containment(ctx.run, ctx.rundir, ctx.mounted_rundir)
+        self._released = False  # a runner finished a job: at the end, sweep if nothing did
         self._devnull = os.open(os.devnull, os.O_RDWR)
         self._actions = [
             (os.POSIX_SPAWN_DUP2, self._devnull, 0),
@@ -136,21 +142,27 @@ class ProcessBackend(Backend[P]):
             try:
                 if self._launcher is None:
                     self._launcher = await _Launcher.start(self._bash)
-                pids = await self._launcher.spawn([(s.trial, str(s.script)) for s in batch])
+                    self._contain.launcher_started(self._launcher.proc.pid)
+                    self._contain.sweep()
+                cgs = [self._contain.procs_file(s.index, s.trial) for s in batch]
+                pids = await self._launcher.spawn([
+                    (s.trial, str(s.script), cg) for s, cg in zip(batch, cgs, strict=True)])
             except (OSError, ValueError) as exc:
                 self._launcher_failed = True  # start them one by one from here on
                 self.ctx.message(f"warning: the job launcher failed ({exc}); spawning directly")
             else:
-                return [self._track_launched(sub.index, pid) for sub, pid in zip(
+                return [self._track_launched(sub, pid) for sub, pid in zip(
                     batch, pids, strict=True)]
+        self._contain.sweep()
         return self._spawn(batch)
 
-    def _track_launched(self, index: int, pid: int) -> Submitted:
+    def _track_launched(self, sub: Submission, pid: int) -> Submitted:
         jid = f"{pid}.{_start_ticks(pid)}"
         self._launched[jid] = pid
+        self._contain.started(jid, sub.index, sub.trial)
         # gone already, or no pidfd: liveness falls back to /proc
         self._watch_exit(pid, self._on_launched_exit, jid)
-        return Submitted(index, jid)
+        return Submitted(sub.index, jid)
 
     def _watch_exit(self, pid: int, on_exit: Callable[[str, int], None], jid: str) -> None:
         """Call `on_exit(jid, pid)` when the process ends (nothing without a pidfd)."""
@@ -171,6 +183,7 @@ class ProcessBackend(Backend[P]):
         self._unwatch_exit(pid)
         with contextlib.suppress(OSError):  # what the job left in its group goes with it
             os.killpg(pid, signal.SIGKILL)
+        self._contain.ended(jid, None)  # and what it left elsewhere in its cgroup
         self._launched.pop(jid, None)
         self._exited[jid] = JobState(Liveness.DONE, "exited")
         self.ctx.wake()
@@ -191,6 +204,7 @@ class ProcessBackend(Backend[P]):
                 continue
             jid = f"{pid}.{_start_ticks(pid)}"
             self._children[jid] = pid
+            self._contain.started(jid, sub.index, sub.trial, pid)
             # no pidfd (old kernel): reaped on every query instead
             self._watch_exit(pid, self._on_exit, jid)
             results.append(Submitted(sub.index, jid))
@@ -211,6 +225,7 @@ class ProcessBackend(Backend[P]):
         # whatever the job left behind in its process group goes with it
         with contextlib.suppress(OSError):
             os.killpg(pid, signal.SIGKILL)
+        self._contain.ended(jid, None)
         self._children.pop(jid, None)
         if os.WIFSIGNALED(status):
             state = JobState(Liveness.FAILED, _signal_name(os.WTERMSIG(status)))
@@ -222,6 +237,8 @@ class ProcessBackend(Backend[P]):
 
     # -- query ------------------------------------------------------------------
     async def query(self, jids: Sequence[str]) -> dict[str, JobState]:
+        self._contain.sweep()
+        self._contain.tick()
         out: dict[str, JobState] = {}
         running = JobState(Liveness.RUNNING)
         for jid in jids:
@@ -237,6 +254,8 @@ class ProcessBackend(Backend[P]):
                     out[jid] = self._exited.pop(jid)
             elif (jid in self._launched and self._launched[jid] in self._fds) or self._alive(jid):
                 out[jid] = running
+            elif jid in self._adopted:  # an earlier runner's job ended: so does what it left
+                self._contain.ended(jid, self._adopted.pop(jid))
         return out
 
     @staticmethod
@@ -251,9 +270,16 @@ class ProcessBackend(Backend[P]):
         if not jid:
             jid = self._from_start_info(start_info)
         if jid and self._alive(jid):
-            self._adopted[jid] = int(jid.partition(".")[0])
+            pid = int(jid.partition(".")[0])
+            self._adopted[jid] = pid
+            self._contain.adopt(jid, pid)
             return jid
         return None
+
+    async def reattach_many(self, items: Sequence[tuple[str | None, str]]) -> list[str | None]:
+        found = [await self.reattach(jid, info) for jid, info in items]
+        self._contain.sweep()  # the live ones are known: the rest of the run's cgroups ended
+        return found
 
     @staticmethod
     def _from_start_info(info: str) -> str | None:
@@ -278,8 +304,9 @@ class ProcessBackend(Backend[P]):
         pids = []
         for jid in jids:
             pid = self._pid_of(jid)
-            if pid is None and self._alive(jid):
+            if pid is None and self._alive(jid):  # `xqdecl kill` with no runner
                 pid = int(jid.partition(".")[0])
+                self._contain.adopt(jid, pid)
             if pid is None:
                 continue
             with contextlib.suppress(OSError):
@@ -287,6 +314,7 @@ class ProcessBackend(Backend[P]):
             pids.append((jid, pid))
         if not pids:
             return
+        cancelled = list(pids)
         deadline = asyncio.get_running_loop().time() + self.cancel_grace
         while pids and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
@@ -294,6 +322,8 @@ class ProcessBackend(Backend[P]):
         for _jid, pid in pids:
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
+        for jid, pid in cancelled:  # children that ignored the TERM or left the group
+            self._contain.ended(jid, pid)
 
     async def kill_now(self, jids: Sequence[str]) -> None:
         for jid in jids:
@@ -301,6 +331,7 @@ class ProcessBackend(Backend[P]):
             if pid is not None:
                 with contextlib.suppress(OSError):
                     os.killpg(pid, signal.SIGKILL)
+                self._contain.ended(jid, pid)
 
     def _pid_of(self, jid: str) -> int | None:
         return self._children.get(jid) or self._launched.get(jid) or self._adopted.get(jid)
@@ -317,8 +348,11 @@ class ProcessBackend(Backend[P]):
         return True
 
     def release(self, jid: str) -> None:
+        self._released = True
         self._exited.pop(jid, None)
-        self._adopted.pop(jid, None)
+        pid = self._adopted.pop(jid, None)
+        if self._contain.tracked(jid):  # the runner is done with it: so is its cgroup
+            self._contain.ended(jid, pid)
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
@@ -331,6 +365,9 @@ class ProcessBackend(Backend[P]):
         if self._launcher is not None:
             await self._launcher.close()
             self._launcher = None
+        if self._released:  # e.g. a rerun that only found the rc files of ended jobs
+            self._contain.sweep()
+        self._contain.close()
 
 
 class LocalBackend(ProcessBackend[LocalOptions]):
