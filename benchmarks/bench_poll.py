@@ -3,8 +3,9 @@
 For N in-flight jobs (all started, none ended), one pass is timed when
 (a) nothing changed, (b) 1% of the jobs ended, (c) all of them ended:
 
-* events Rust / events Py -- ``poll_events()``: one stat of ``events/`` when
-  idle; with changes, one listing and one unlink per entry. The end events are
+* events Rust / events Py -- ``poll_events()`` (Py: the Python reference in
+  tests/oracles/poller_ref.py): one stat of ``events/`` when idle; with
+  changes, one listing and one unlink per entry. The end events are
   named as the wrapper names them, ``<i>.0.e<rc>``: no file of the job is read.
 * events Rust bare -- the same with bare ``<i>.0.e`` entries (what a wrapper
   that could not write its rc file leaves): the rc file of each job is read.
@@ -42,7 +43,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from xqdecl._xqdecl import Poller as RustPoller
-from xqdecl.poller import PyPoller
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the Python reference's home
+from tests.oracles.poller_ref import PyPoller
 
 SCENARIOS = [("none", 0), ("1%", 100), ("all", 1)]
 Sample = tuple[float, float]  # wall seconds, cpu seconds

@@ -62,7 +62,7 @@ fn to_py(changes: Vec<Change>) -> Vec<PyChange> {
         .collect()
 }
 
-/// The Rust poller (same interface and behaviour as `xqdecl.poller.PyPoller`).
+/// The Rust poller (same interface and behaviour as the reference `tests/oracles/poller_ref.py`).
 #[pyclass(module = "xqdecl._xqdecl", name = "Poller")]
 struct PyPoller {
     core: poll::Poller,

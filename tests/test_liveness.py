@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.oracles.liveness_ref import REFERENCE
 from xqdecl import liveness as lv
 from xqdecl.backends.base import JobState, Liveness
 
@@ -16,16 +17,6 @@ P, R, D = JobState(Liveness.PENDING), JobState(Liveness.RUNNING), JobState(Liven
 
 def F(reason: str) -> JobState:
     return JobState(Liveness.FAILED, reason)
-
-
-REFERENCE = {
-    "squeue": lv.py_parse_squeue,
-    "sacct": lv.py_parse_sacct,
-    "qstat": lv.py_parse_qstat,
-    "qstat_xml": lv.py_parse_qstat_xml,
-    "qacct": lv.py_parse_qacct,
-    "ps": lv.py_parse_ps,
-}
 
 
 def both(name: str, text: str, wanted: set[str]) -> dict[str, JobState]:
@@ -222,15 +213,3 @@ def test_empty_and_garbage_never_crash() -> None:
     for name in REFERENCE:
         for text in ["", "\n\n", "|||", "garbage", "<job_list>", "=====", "\x00\xff\u2028"]:
             assert both(name, text, {"1", "1_1", "1.1"}) == {}
-
-
-def test_force_python(monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib
-
-    monkeypatch.setenv("XQDECL_POLLER", "python")
-    forced = importlib.reload(lv)
-    try:
-        assert forced.parse_ps is forced.py_parse_ps
-    finally:
-        monkeypatch.delenv("XQDECL_POLLER")
-        importlib.reload(lv)

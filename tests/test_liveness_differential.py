@@ -9,18 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xqdecl import liveness as lv
-
-native = pytest.importorskip("xqdecl._xqdecl")
-
-REFERENCE = {
-    "squeue": lv.py_parse_squeue,
-    "sacct": lv.py_parse_sacct,
-    "qstat": lv.py_parse_qstat,
-    "qstat_xml": lv.py_parse_qstat_xml,
-    "qacct": lv.py_parse_qacct,
-    "ps": lv.py_parse_ps,
-}
+from tests.oracles.liveness_ref import REFERENCE
+from xqdecl import _xqdecl as native
 
 _SMALL = st.integers(0, 3).map(str)
 NUM = st.one_of(
@@ -195,3 +185,24 @@ def test_rust_and_python_parsers_agree(name: str) -> None:
 @given(text=NOISE, wanted=st.sets(NUM | SLURM_JID, max_size=6))
 def test_random_text(name: str, text: str, wanted: set[str]) -> None:
     check(name, text, wanted)
+
+
+def test_the_runtime_parsers_call_rust_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No switch selects the references at run time: xqdecl.liveness answers what the
+    Rust parser answers (here a stand-in for it), as shared JobState instances."""
+    from xqdecl import liveness as lv
+    from xqdecl.backends.base import Liveness
+
+    monkeypatch.setenv("XQDECL_POLLER", "python")  # the old switch: gone
+    asked: list[tuple[str, set[str]]] = []
+
+    def fake(text: str, wanted: set[str]) -> dict[str, tuple[str, str]]:
+        asked.append((text, wanted))
+        return {"7": ("failed", "TIMEOUT")}
+
+    monkeypatch.setattr(native, "parse_sacct", fake)
+    got = lv.parse_sacct("whatever", ["7"])
+    assert asked == [("whatever", {"7"})]
+    assert got == {"7": lv.job_state(Liveness.FAILED, "TIMEOUT")}
+    assert got["7"] is lv.job_state(Liveness.FAILED, "TIMEOUT")
+    assert not [n for n in dir(lv) if n.startswith("py_parse")]

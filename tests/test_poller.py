@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.oracles.poller_ref import PyPoller, parse_rc
+from xqdecl import _xqdecl as native
 from xqdecl import poller as poller_mod
-from xqdecl.poller import PyPoller, make_poller, parse_rc
-
-native = pytest.importorskip("xqdecl._xqdecl")
+from xqdecl.poller import make_poller
 
 IMPLS = {"python": PyPoller, "rust": native.Poller}
 
@@ -191,12 +191,15 @@ def test_parse_rc_rules() -> None:
         assert native.parse_rc(data) == parse_rc(data)
 
 
-def test_make_poller(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv("XQDECL_POLLER", raising=False)
-    assert isinstance(make_poller(tmp_path), native.Poller)
-    monkeypatch.setenv("XQDECL_POLLER", "python")
+def test_make_poller_is_the_rust_one_with_no_switch(monkeypatch: pytest.MonkeyPatch,
+                                                    tmp_path: Path) -> None:
+    monkeypatch.setenv("XQDECL_POLLER", "python")  # the old switch: gone
     p = make_poller(tmp_path, threads=1)
-    assert isinstance(p, PyPoller) and p.threads == 1
+    assert isinstance(p, native.Poller) and p.threads == 1
+    assert poller_mod.parse_rc is native.parse_rc
+    assert not hasattr(poller_mod, "PyPoller")
+    with pytest.raises(FileNotFoundError):
+        make_poller(tmp_path / "missing")
 
 
 def test_rust_threads_setter(tmp_path: Path) -> None:

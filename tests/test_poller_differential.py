@@ -11,13 +11,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from xqdecl.poller import PyPoller
-
-native = pytest.importorskip("xqdecl._xqdecl")
+from tests.oracles.poller_ref import PyPoller, parse_rc
+from xqdecl import _xqdecl as native
 
 INDEXES = st.integers(0, 2)
 TRIALS = st.integers(0, 1)
@@ -169,6 +167,4 @@ def test_rust_and_python_pollers_agree(ops: list[tuple], threads: int) -> None:
 @settings(max_examples=500, deadline=None)
 @given(data=st.one_of(RC_CONTENT, st.binary(max_size=300)))
 def test_rc_parsing_agrees(data: bytes) -> None:
-    from xqdecl.poller import parse_rc
-
     assert native.parse_rc(data) == parse_rc(data)

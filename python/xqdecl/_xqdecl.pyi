@@ -7,7 +7,7 @@ __version__: str
 Change = tuple[int, int, bool, int | None]
 
 class Poller:
-    """Rust poller; see docs/internals.md and xqdecl.poller.PyPoller (same behaviour)."""
+    """Rust poller; see docs/internals.md and tests/oracles/poller_ref.py (same behaviour)."""
 
     def __init__(self, rundir: str, threads: int = 2) -> None: ...
     @property

@@ -20,48 +20,39 @@ Slurm states
   understood too. An unknown state word means the scheduler still knows the job:
   pending. When a jid appears on several lines, the last line wins.
 
-The module-level ``parse_*`` functions use the Rust implementations when the
-extension is built (``XQDECL_POLLER=python`` forces these references); the
-``py_parse_*`` functions are the pure-Python references the differential tests
-compare against.
+The parsing is done by the Rust extension (``xqdecl._xqdecl.parse_*``); these
+functions turn its answer into shared ``JobState`` instances. The Python
+references the differential tests compare against are in
+tests/oracles/liveness_ref.py.
 """
 
 from __future__ import annotations
 
-import os
-import re
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection
 
+from xqdecl import _xqdecl
 from xqdecl.backends.base import JobState, Liveness
 
 __all__ = [
+    "States",
+    "job_state",
     "parse_ps",
     "parse_qacct",
     "parse_qstat",
     "parse_qstat_xml",
     "parse_sacct",
     "parse_squeue",
-    "py_parse_ps",
-    "py_parse_qacct",
-    "py_parse_qstat",
-    "py_parse_qstat_xml",
-    "py_parse_sacct",
-    "py_parse_squeue",
 ]
 
 States = dict[str, JobState]
+#: a Rust parser: (text, wanted jids) -> {jid: (liveness value, reason)}
+_Native = Callable[[str, set[str] | frozenset[str]], dict[str, tuple[str, str]]]
 
-PENDING, RUNNING, DONE, FAILED = Liveness.PENDING, Liveness.RUNNING, Liveness.DONE, Liveness.FAILED
-
-# -- shared helpers (ASCII rules only, so the Rust twin can match them exactly) --------
-
-_WS = " \t\r\n\x0b\x0c"
-_WS_RUN = re.compile(r"[ \t\r\n\x0b\x0c]+")
-_DIGITS = re.compile(r"[0-9]{1,18}")
 _STATES: dict[tuple[Liveness, str], JobState] = {}
+_LIVENESS_OF = {lv.value: lv for lv in Liveness}
 
 
-def _state(liveness: Liveness, reason: str = "") -> JobState:
+def job_state(liveness: Liveness, reason: str = "") -> JobState:
     """Shared JobState instances (they are frozen), so big answers stay cheap."""
     key = (liveness, reason)
     st = _STATES.get(key)
@@ -70,323 +61,41 @@ def _state(liveness: Liveness, reason: str = "") -> JobState:
     return st
 
 
-def _lines(text: str) -> Iterator[str]:
-    for line in text.split("\n"):
-        line = line.strip(_WS)
-        if line:
-            yield line
+def _run(native: _Native, text: str, wanted: Collection[str]) -> States:
+    raw = native(text, wanted if isinstance(wanted, set | frozenset) else set(wanted))
+    return {jid: job_state(_LIVENESS_OF[lv], reason) for jid, (lv, reason) in raw.items()}
 
 
-def _tokens(text: str) -> list[str]:
-    return [t for t in _WS_RUN.split(text) if t]
-
-
-def _int(text: str) -> int | None:
-    """A plain decimal number of at most 18 digits, or None."""
-    return int(text) if _DIGITS.fullmatch(text) else None
-
-
-def parse_ranges(spec: str) -> list[tuple[int, int, int]] | None:
-    """``"1,3-5,7-15:2"`` -> [(1,1,1), (3,5,1), (7,15,2)]; None when malformed.
-
-    A Slurm throttle suffix (``%3``) is dropped. Each piece is ``a``, ``a-b`` or
-    ``a-b:step``, with a <= b and step >= 1.
-    """
-    spec = spec.split("%", 1)[0]
-    out: list[tuple[int, int, int]] = []
-    for piece in spec.split(","):
-        rng, _, step_s = piece.partition(":")
-        lo_s, dash, hi_s = rng.partition("-")
-        lo = _int(lo_s)
-        hi = _int(hi_s) if dash else lo
-        step = _int(step_s) if step_s or ":" in piece else 1
-        if lo is None or hi is None or step is None or step < 1 or hi < lo:
-            return None
-        out.append((lo, hi, step))
-    return out
-
-
-class _Wanted:
-    """The caller's jids, plus an index of array tasks by parent id (built lazily)."""
-
-    def __init__(self, wanted: Collection[str], sep: str) -> None:
-        self.jids = wanted if isinstance(wanted, set | frozenset | dict) else set(wanted)
-        self.sep = sep
-        self._tasks: dict[str, dict[int, list[str]]] | None = None
-
-    def tasks_of(self, base: str) -> dict[int, list[str]]:
-        if self._tasks is None:
-            self._tasks = {}
-            for jid in self.jids:
-                b, sep, t = jid.partition(self.sep)
-                task = _int(t) if sep else None
-                if task is not None and _int(b) is not None:
-                    self._tasks.setdefault(b, {}).setdefault(task, []).append(jid)
-        return self._tasks.get(base, {})
-
-    def in_ranges(self, base: str, ranges: list[tuple[int, int, int]]) -> Iterator[str]:
-        """Wanted jids ``base<sep>task`` with task in ranges; cost min(range, wanted)."""
-        tasks = self.tasks_of(base)
-        if not tasks:
-            return
-        for lo, hi, step in ranges:
-            count = (hi - lo) // step + 1
-            if count <= len(tasks):
-                for t in range(lo, hi + 1, step):
-                    yield from tasks.get(t, ())
-            else:
-                for t, jids in tasks.items():
-                    if lo <= t <= hi and (t - lo) % step == 0:
-                        yield from jids
-
-
-# -- Slurm -----------------------------------------------------------------------------
-
-_SLURM: dict[str, Liveness] = {
-    **dict.fromkeys(
-        ("PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"),
-        PENDING,
-    ),
-    **dict.fromkeys(
-        ("RUNNING", "COMPLETING", "STAGE_OUT", "SIGNALING", "RESIZING", "SUSPENDED", "STOPPED"),
-        RUNNING,
-    ),
-    "COMPLETED": DONE,
-    **dict.fromkeys(
-        ("FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED"),
-        FAILED,
-    ),
-    **dict.fromkeys(("BOOT_FAIL", "DEADLINE", "REVOKED", "SPECIAL_EXIT"), FAILED),
-}
-_SLURM_SHORT = {
-    "PD": "PENDING", "CF": "CONFIGURING", "RQ": "REQUEUED", "RH": "REQUEUE_HOLD",
-    "RF": "REQUEUE_FED", "RD": "RESV_DEL_HOLD", "R": "RUNNING", "CG": "COMPLETING",
-    "SO": "STAGE_OUT", "SI": "SIGNALING", "RS": "RESIZING", "S": "SUSPENDED",
-    "ST": "STOPPED", "CD": "COMPLETED", "F": "FAILED", "CA": "CANCELLED",
-    "TO": "TIMEOUT", "OOM": "OUT_OF_MEMORY", "NF": "NODE_FAIL", "PR": "PREEMPTED",
-    "BF": "BOOT_FAIL", "DL": "DEADLINE", "RV": "REVOKED", "SE": "SPECIAL_EXIT",
-}  # fmt: skip
-_SLURM_RANGE = re.compile(r"([0-9]{1,18})_\[([^\]]*)\]")
-
-
-def slurm_state(field: str) -> JobState | None:
-    """``"CANCELLED by 0"``, ``"CANCELLED+"``, ``"CA"`` -> JobState; None when empty."""
-    toks = _tokens(field)
-    if not toks:
-        return None
-    word = toks[0].rstrip("+")
-    if not word.isascii():
-        return _state(PENDING)
-    word = word.upper()
-    word = _SLURM_SHORT.get(word, word)
-    liveness = _SLURM.get(word)
-    if liveness is None:
-        return _state(PENDING)
-    return _state(liveness, word if liveness is FAILED else "")
-
-
-def _slurm_rows(text: str, wanted: Collection[str], split: Callable[[str], list[str]]) -> States:
-    want = _Wanted(wanted, "_")
-    out: States = {}
-    for line in _lines(text):
-        fields = split(line)
-        if len(fields) < 2:
-            continue
-        jid = fields[0].strip(_WS)
-        if not jid or "." in jid:  # job steps: 123.batch, 123.extern, 123_4.0
-            continue
-        state = slurm_state(fields[1])
-        if state is None:
-            continue
-        if jid in want.jids:
-            out[jid] = state
-            continue
-        m = _SLURM_RANGE.fullmatch(jid)
-        if m is not None:
-            ranges = parse_ranges(m[2])
-            if ranges is not None:
-                for hit in want.in_ranges(m[1], ranges):
-                    out[hit] = state
-    return out
-
-
-def _pipe_or_ws(line: str) -> list[str]:
-    return line.split("|") if "|" in line else _tokens(line)
-
-
-def py_parse_squeue(text: str, wanted: Collection[str]) -> States:
+def parse_squeue(text: str, wanted: Collection[str]) -> States:
     """``squeue -h [-r] -o '%i|%T|%r'`` (collapsed pending arrays understood)."""
-    return _slurm_rows(text, wanted, _pipe_or_ws)
+    return _run(_xqdecl.parse_squeue, text, wanted)
 
 
-def py_parse_sacct(text: str, wanted: Collection[str]) -> States:
+def parse_sacct(text: str, wanted: Collection[str]) -> States:
     """``sacct -n -P -X -o JobID,State,ExitCode`` or ``sacct -c -n -P -o ...``.
 
     Steps (``123.batch``) are skipped. Without ``-P`` the columns are split on white
     space. ``sacct -c`` (jobcomp/filetxt) prints array tasks under their *raw* job
     id (``JobIDRaw``, e.g. ``7`` for ``5_0``): pass raw ids in ``wanted`` to match them.
     """
-    return _slurm_rows(text, wanted, _pipe_or_ws)
+    return _run(_xqdecl.parse_sacct, text, wanted)
 
 
-# -- SGE -------------------------------------------------------------------------------
-
-
-def sge_state(word: str) -> JobState:
-    """qstat state letters -> JobState: E* failed, r/t/s/S/T running, else pending."""
-    if "E" in word:
-        return _state(FAILED, word)
-    if any(c in word for c in "rtsST"):
-        return _state(RUNNING)
-    if any(c in word for c in "qwh"):
-        return _state(PENDING)
-    return _state(RUNNING) if "d" in word else _state(PENDING)
-
-
-def _sge_emit(out: States, want: _Wanted, job: str, tasks: str, state: JobState) -> None:
-    if not tasks:
-        if job in want.jids:
-            out[job] = state
-        return
-    exact = f"{job}.{tasks}"
-    if exact in want.jids:
-        out[exact] = state
-        return
-    ranges = parse_ranges(tasks)
-    if ranges is not None:
-        for hit in want.in_ranges(job, ranges):
-            out[hit] = state
-
-
-def py_parse_qstat(text: str, wanted: Collection[str]) -> States:
+def parse_qstat(text: str, wanted: Collection[str]) -> States:
     """Plain ``qstat`` table (header lines are skipped: the job id must be a number)."""
-    want = _Wanted(wanted, ".")
-    out: States = {}
-    for line in _lines(text):
-        toks = _tokens(line)
-        if len(toks) < 8 or _int(toks[0]) is None:
-            continue
-        rest = toks[7:]  # after id prior name user state date time: [queue] slots [tasks]
-        if len(rest) >= 3:
-            tasks = rest[2]
-        elif len(rest) == 2 and _int(rest[0]) is not None:
-            tasks = rest[1]
-        else:
-            tasks = ""
-        _sge_emit(out, want, toks[0], tasks, sge_state(toks[4]))
-    return out
+    return _run(_xqdecl.parse_qstat, text, wanted)
 
 
-def _tag(block: str, tag: str) -> str:
-    start = block.find(f"<{tag}>")
-    if start < 0:
-        return ""
-    start += len(tag) + 2
-    end = block.find(f"</{tag}>", start)
-    return block[start:end].strip(_WS) if end >= 0 else ""
-
-
-def py_parse_qstat_xml(text: str, wanted: Collection[str]) -> States:
+def parse_qstat_xml(text: str, wanted: Collection[str]) -> States:
     """``qstat -xml``: each ``<job_list>`` element's JB_job_number, state and tasks."""
-    want = _Wanted(wanted, ".")
-    out: States = {}
-    for block in text.split("<job_list")[1:]:
-        block = block.split("</job_list>", 1)[0]
-        job, word = _tag(block, "JB_job_number"), _tag(block, "state")
-        if _int(job) is None or not word:
-            continue
-        _sge_emit(out, want, job, _tag(block, "tasks"), sge_state(word))
-    return out
+    return _run(_xqdecl.parse_qstat_xml, text, wanted)
 
 
-def py_parse_qacct(text: str, wanted: Collection[str]) -> States:
+def parse_qacct(text: str, wanted: Collection[str]) -> States:
     """``qacct -j`` blocks: ``failed 0`` -> done, else failed with the failed text."""
-    wanted = wanted if isinstance(wanted, set | frozenset | dict) else set(wanted)
-    out: States = {}
-    for block in _qacct_blocks(text):
-        job = block.get("jobnumber", "")
-        if _int(job) is None or "failed" not in block:
-            continue
-        task = block.get("taskid", "undefined")
-        jid = job if task in ("", "undefined") else f"{job}.{task}"
-        if jid not in wanted:
-            continue
-        failed = block["failed"]
-        if failed == "0":
-            out[jid] = _state(DONE)
-        else:
-            out[jid] = _state(FAILED, failed)
-    return out
+    return _run(_xqdecl.parse_qacct, text, wanted)
 
 
-def _qacct_blocks(text: str) -> Iterable[dict[str, str]]:
-    block: dict[str, str] = {}
-    for line in _lines(text):
-        if line.startswith("====="):
-            if block:
-                yield block
-            block = {}
-            continue
-        toks = _WS_RUN.split(line, maxsplit=1)
-        if len(toks) == 2 and toks[0] in ("jobnumber", "taskid", "failed"):
-            block[toks[0]] = " ".join(_tokens(toks[1]))
-    if block:
-        yield block
-
-
-# -- local processes -------------------------------------------------------------------
-
-
-def py_parse_ps(text: str, wanted: Collection[str]) -> States:
+def parse_ps(text: str, wanted: Collection[str]) -> States:
     """``ps -o pid=,stat=``: alive -> running, zombie or dead (Z, X) -> done."""
-    wanted = wanted if isinstance(wanted, set | frozenset | dict) else set(wanted)
-    out: States = {}
-    for line in _lines(text):
-        toks = _tokens(line)
-        if len(toks) < 2 or toks[0] not in wanted:
-            continue
-        stat = toks[1]
-        out[toks[0]] = _state(DONE) if stat[0] in "ZX" else _state(RUNNING)
-    return out
-
-
-# -- dispatch to the Rust twins --------------------------------------------------------
-
-_REFERENCE = {
-    "squeue": py_parse_squeue,
-    "sacct": py_parse_sacct,
-    "qstat": py_parse_qstat,
-    "qstat_xml": py_parse_qstat_xml,
-    "qacct": py_parse_qacct,
-    "ps": py_parse_ps,
-}
-_LIVENESS_OF = {lv.value: lv for lv in Liveness}
-
-
-def _pick(name: str) -> Callable[[str, Collection[str]], States]:
-    reference = _REFERENCE[name]
-    if os.environ.get("XQDECL_POLLER", "").lower() == "python":
-        return reference
-    try:
-        from xqdecl import _xqdecl
-    except ImportError:
-        return reference
-    native = getattr(_xqdecl, f"parse_{name}", None)
-    if native is None:
-        return reference
-
-    def parse(text: str, wanted: Collection[str]) -> States:
-        raw = native(text, wanted if isinstance(wanted, set | frozenset) else set(wanted))
-        return {jid: _state(_LIVENESS_OF[lv], reason) for jid, (lv, reason) in raw.items()}
-
-    parse.__name__ = f"parse_{name}"
-    parse.__doc__ = reference.__doc__
-    return parse
-
-
-parse_squeue = _pick("squeue")
-parse_sacct = _pick("sacct")
-parse_qstat = _pick("qstat")
-parse_qstat_xml = _pick("qstat_xml")
-parse_qacct = _pick("qacct")
-parse_ps = _pick("ps")
+    return _run(_xqdecl.parse_ps, text, wanted)

@@ -1,71 +1,44 @@
 """The poller: notices job starts and ends from the files wrappers leave in a rundir.
 
-Two passes, both returning *changes only* as ``(index, trial, started, rc)``
-(see docs/internals.md, "The poller"):
+The work is done by the Rust extension (`xqdecl._xqdecl.Poller`, see
+docs/internals.md, "The poller"): two passes, both returning *changes only* as
+``(index, trial, started, rc)``:
 
 * ``poll_events()`` -- one ``stat`` of ``events/`` per pass; the folder is listed
-  only when its mtime/inode changed (or the mtime is under 2 s old). Idle cost is
-  O(1) whatever the number of watched jobs. The entries' names carry their news:
-  ``<i>.<t>.s`` (started) and ``<i>.<t>.e<rc>`` (ended, written by the wrapper
-  once its rc file is in place) are taken as they are; only a bare ``<i>.<t>.e``
-  has the job's rc file read.
+  only when it changed. The entries' names carry their news: ``<i>.<t>.s``
+  (started) and ``<i>.<t>.e<rc>`` (ended, once the rc file is in place); only a
+  bare ``<i>.<t>.e`` has the job's rc file read.
 * ``sweep()`` -- the safety net: one ``stat`` of every watched job's rc file (and
-  of its start file while not yet started); the rc file is read only when its
-  (mtime, size, inode) differ from the last unusable version seen, or when its
-  mtime is too recent to trust.
+  of its start file while not yet started).
 
-``PyPoller`` is the pure-Python reference; ``xqdecl._xqdecl.Poller`` (Rust) has
-the same interface and behaviour and is what ``make_poller`` returns when the
-extension is built. The differential tests keep the two in agreement.
+This module is what the rest of xqdecl imports: the poller's interface, the rc
+parser (Rust too) and the event-name parser the cloud poller shares. The
+Python reference the differential tests compare against lives in
+tests/oracles/poller_ref.py.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import os
 import re
-import stat
-import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Sequence
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from xqdecl._xqdecl import Poller as RustPoller
+from xqdecl._xqdecl import Poller as RustPoller
+from xqdecl._xqdecl import parse_rc
 
-__all__ = ["RC_READ_LIMIT", "RECENT_NS", "Change", "Poller", "PyPoller", "make_poller", "parse_rc"]
+__all__ = ["RC_READ_LIMIT", "Change", "Poller", "make_poller", "parse_event_name", "parse_rc"]
 
 #: ``(index, trial, started, rc)``; ``rc`` is None until the job has ended.
 Change = tuple[int, int, bool, int | None]
 
-#: Only this many leading bytes of an rc file are read; the first line must end within them.
+#: Only this many leading bytes of an rc file are read; the first line must end within
+#: them (the Rust parser applies the same limit to what it is given).
 RC_READ_LIMIT = 256
-#: A file or folder whose mtime is younger than this is re-read whatever its stat says
-#: (mtime granularity is coarse: a same-size rewrite within one tick keeps the stat).
-RECENT_NS = 2_000_000_000
 
-_WS = b" \t\n\r\x0b\x0c"
-_INT = re.compile(rb"[+-]?[0-9]+")
 _EVENT = re.compile(r"([0-9]+)\.([0-9]+)\.(s|e(-?[0-9]+)?)", re.ASCII)
 _I32 = (-(2**31), 2**31 - 1)
 _U64_MAX = 2**64 - 1
-
-
-def parse_rc(data: bytes) -> int | None:
-    """The exit code in the first bytes of an rc file, or None (no information yet).
-
-    The first line must be complete (end with ``\\n``); stripped of ASCII white
-    space it must be an optionally signed decimal integer that fits in 32 bits.
-    A torn write (``"12\\n"`` seen as ``"1"``) therefore never yields a false rc.
-    """
-    nl = data.find(b"\n", 0, RC_READ_LIMIT)
-    if nl < 0:
-        return None
-    line = data[:nl].strip(_WS)
-    if _INT.fullmatch(line) is None:
-        return None
-    value = int(line)
-    return value if _I32[0] <= value <= _I32[1] else None
 
 
 def parse_event_name(name: str) -> tuple[int, int, bool, int | None] | None:
@@ -86,7 +59,7 @@ def parse_event_name(name: str) -> tuple[int, int, bool, int | None] | None:
 
 
 class Poller(Protocol):
-    """What the runner uses; both implementations satisfy it."""
+    """What the runner uses of a poller (the Rust one, or the cloud one)."""
 
     def watch(self, jobs: Sequence[tuple[int, int]]) -> None: ...
     def unwatch(self, indexes: Sequence[int]) -> None: ...
@@ -95,195 +68,6 @@ class Poller(Protocol):
     def __len__(self) -> int: ...
 
 
-class _Named:
-    """What the entries of one events pass say about one job."""
-
-    __slots__ = ("ended", "rcs")
-
-    def __init__(self) -> None:
-        self.ended = False
-        self.rcs: set[int] = set()  # the rcs end events carried
-
-    def add(self, ended: bool, rc: int | None) -> None:
-        self.ended = self.ended or ended
-        if rc is not None:
-            self.rcs.add(rc)
-
-    @property
-    def told(self) -> int | None:
-        """The rc the names tell; None when they tell none, or several (one wrapper
-        never sends two: the rc file decides)."""
-        return next(iter(self.rcs)) if len(self.rcs) == 1 else None
-
-
-class _Job:
-    __slots__ = ("rc_path", "rc_sig", "start_path", "started", "trial")
-
-    def __init__(self, jobs_dir: str, index: int, trial: int) -> None:
-        metadir = f"{jobs_dir}/{index}"
-        self.trial = trial
-        self.started = False
-        self.rc_sig: tuple[int, int, int] | None = None  # stat of the last unusable rc file
-        self.rc_path = f"{metadir}/rc.{trial}"
-        self.start_path = f"{metadir}/start.{trial}"
-
-
-class PyPoller:
-    """Pure-Python reference poller (same interface as the Rust ``Poller``)."""
-
-    def __init__(self, rundir: str | os.PathLike[str], threads: int = 2) -> None:
-        root = os.fspath(rundir)
-        if not stat.S_ISDIR(os.stat(root).st_mode):
-            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), root)
-        if not 1 <= threads <= 64:
-            raise ValueError(f"threads must be 1..64, not {threads}")
-        self.rundir = root
-        self.threads = threads  # accepted for interface parity; the reference is serial
-        self._jobs_dir = os.path.join(root, "jobs")
-        self._events_dir = os.path.join(root, "events")
-        self._jobs: dict[int, _Job] = {}
-        self._events_sig: tuple[int, int] | None = None
-        self._recheck: set[int] = set()  # ended per an event, but the rc gave nothing yet
-
-    def __len__(self) -> int:
-        return len(self._jobs)
-
-    def __repr__(self) -> str:
-        return f"PyPoller({self.rundir!r}, watched={len(self._jobs)})"
-
-    def watch(self, jobs: Iterable[tuple[int, int]]) -> None:
-        """Watch (index, trial) pairs; a different trial of a watched index replaces it."""
-        for index, trial in jobs:
-            index, trial = int(index), int(trial)
-            if not (0 <= index <= _U64_MAX and 0 <= trial <= _U64_MAX):
-                raise OverflowError("job index and trial must fit in an unsigned 64-bit int")
-            old = self._jobs.get(index)
-            if old is not None and old.trial == trial:
-                continue
-            self._jobs[index] = _Job(self._jobs_dir, index, trial)
-            self._recheck.discard(index)
-
-    def unwatch(self, indexes: Iterable[int]) -> None:
-        """Stop watching these indexes (unknown ones are ignored)."""
-        for index in indexes:
-            self._jobs.pop(int(index), None)
-            self._recheck.discard(int(index))
-
-    def poll_events(self) -> list[Change]:
-        """Process the events folder; cheap when nothing changed."""
-        now = time.time_ns()
-        names: list[str] = []
-        try:
-            st = os.stat(self._events_dir)
-        except OSError:
-            st = None
-        if st is not None:
-            sig = (st.st_mtime_ns, st.st_ino)
-            if sig != self._events_sig or now - st.st_mtime_ns < RECENT_NS:
-                try:
-                    names = os.listdir(self._events_dir)
-                except OSError:
-                    names = []
-                else:
-                    self._events_sig = sig
-        named: dict[int, _Named] = {}
-        for name in names:
-            parsed = parse_event_name(name)
-            if parsed is None:
-                continue
-            index, trial, ended, rc = parsed
-            job = self._jobs.get(index)
-            if job is not None and job.trial == trial:
-                named.setdefault(index, _Named()).add(ended, rc)
-        for index in self._recheck:
-            named.setdefault(index, _Named()).add(True, None)
-        changes: list[Change] = []
-        for index in sorted(named):
-            job, news = self._jobs[index], named[index]
-            told = news.told
-            if news.ended and told is None:  # a bare end event: read the files
-                change = self._check(index, job, now)
-            elif told is not None:
-                del self._jobs[index]
-                change = (index, job.trial, True, told)
-            elif not job.started:
-                job.started = True
-                change = (index, job.trial, True, None)
-            else:
-                change = None
-            if change is not None:
-                changes.append(change)
-            if index in self._jobs:
-                if news.ended:
-                    self._recheck.add(index)
-            else:
-                self._recheck.discard(index)
-        for name in names:
-            with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self._events_dir, name))
-        return changes
-
-    def sweep(self) -> list[Change]:
-        """Visit every watched job (one stat each, reads only on change)."""
-        now = time.time_ns()
-        changes: list[Change] = []
-        for index, job in list(self._jobs.items()):
-            change = self._check(index, job, now)
-            if change is not None:
-                changes.append(change)
-                if index not in self._jobs:
-                    self._recheck.discard(index)
-        changes.sort(key=lambda c: c[0])
-        return changes
-
-    def _check(self, index: int, job: _Job, now: int) -> Change | None:
-        """Look at one job's files; report and maybe unwatch it on progress."""
-        rc = self._read_rc(job, now)
-        if rc is not None:
-            del self._jobs[index]
-            return (index, job.trial, True, rc)
-        if not job.started:
-            try:
-                os.stat(job.start_path)
-            except OSError:
-                return None
-            job.started = True
-            return (index, job.trial, True, None)
-        return None
-
-    @staticmethod
-    def _read_rc(job: _Job, now: int) -> int | None:
-        try:
-            st = os.stat(job.rc_path)
-        except OSError:
-            return None
-        sig = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if sig == job.rc_sig and now - st.st_mtime_ns >= RECENT_NS:
-            return None  # same unusable file as last time
-        if st.st_size == 0:
-            job.rc_sig = sig
-            return None
-        try:
-            with open(job.rc_path, "rb") as f:
-                data = f.read(RC_READ_LIMIT)
-        except OSError:
-            return None  # unreadable: retry on the next pass
-        rc = parse_rc(data)
-        if rc is None:
-            job.rc_sig = sig
-        return rc
-
-
-def make_poller(rundir: str | os.PathLike[str], threads: int = 2) -> PyPoller | RustPoller:
-    """The Rust poller when the extension has it, else the Python reference.
-
-    ``XQDECL_POLLER=python`` forces the reference.
-    """
-    if os.environ.get("XQDECL_POLLER", "").lower() != "python":
-        try:
-            from xqdecl._xqdecl import Poller as _Rust
-        except ImportError:
-            pass
-        else:
-            return _Rust(os.fspath(rundir), threads)
-    return PyPoller(rundir, threads)
+def make_poller(rundir: str | os.PathLike[str], threads: int = 2) -> RustPoller:
+    """The poller of a local run directory (which must exist)."""
+    return RustPoller(os.fspath(rundir), threads)

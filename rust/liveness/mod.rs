@@ -3,8 +3,8 @@
 //! Every parser takes the output text and the caller's set of wanted job ids and
 //! returns states for the wanted ids found, nothing else. Cost is proportional to
 //! the output's lines plus the wanted ids: a collapsed array range is never
-//! expanded beyond the wanted tasks it covers. The rules (and the pure-Python
-//! reference the differential tests compare with) are in python/xqdecl/liveness.py.
+//! expanded beyond the wanted tasks it covers. The rules are in python/xqdecl/liveness.py;
+//! the pure-Python reference the differential tests compare with, in tests/oracles/liveness_ref.py.
 use std::collections::{HashMap, HashSet};
 
 mod ps;
