@@ -1,17 +1,48 @@
-"""The `xqdecl` command line."""
+"""The `xqdecl` command line.
+
+A Ctrl-C or SIGTERM at any moment ends the command with exit 130 and one
+line, never a traceback: the package's first lines take both signals over
+before anything heavy is imported; `main` then turns them into
+KeyboardInterrupt for the command, and a run's own handlers (cancel the live
+jobs first) take over while its jobs are live.
+"""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import os
+import signal
 import sys
+
+from xqdecl import _stop_at_once
+
+if __name__ == "__main__":  # `python -m xqdecl.cli` (the console script: see __init__)
+    signal.signal(signal.SIGINT, _stop_at_once)
+    signal.signal(signal.SIGTERM, _stop_at_once)
+
+import argparse  # after the handlers, on purpose
+import asyncio
+import contextlib
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from xqdecl.errors import ExitCode, XqdeclError
 from xqdecl.init_spec import SCHEMA_FILE
 from xqdecl.output import MODES, Output
+from xqdecl.streams import guarded_std_streams
+
+#: default seconds `xqdecl kill` waits for a live runner before cancelling its jobs itself
+KILL_WAIT = 15.0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds: {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,12 +70,19 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--show", type=int, default=5, help="commands to show per group")
     st = cmd("status", "per-status counts and the failed jobs of a run")
     st.add_argument("spec")
-    cmd("kill", "cancel every live job of a run").add_argument("spec")
+    kl = cmd("kill", "cancel every live job of a run")
+    kl.add_argument("spec")
+    kl.add_argument("--wait", type=_seconds, default=KILL_WAIT, metavar="SECONDS",
+                    help="how long a live runner gets to stop before kill cancels its jobs "
+                         f"itself (default {KILL_WAIT:g})")
     lg = cmd("logs", "print the stdout (or stderr) of one job")
     lg.add_argument("spec")
     lg.add_argument("job", help="job index or name")
     lg.add_argument("--stderr", action="store_true")
     lg.add_argument("--trial", type=int, default=None, help="attempt number (default: the last)")
+    lg.add_argument("--raw", action="store_true",
+                    help="the bytes as they are, even on a terminal (where control characters "
+                         "are otherwise shown as \\xNN)")
     cmd("schema", "print the JSON Schema of the spec")
     rp = cmd("report", "write the run's HTML report (counts, timeline, durations, failures)")
     rp.add_argument("spec")
@@ -58,15 +96,71 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Interrupts:
+    """SIGINT and SIGTERM during one command: the first raises KeyboardInterrupt
+    (so the command unwinds and says one line); another one, while that is
+    under way, ends the process at once with 130."""
+
+    def __init__(self) -> None:
+        self.fired = False
+
+    def handler(self, signum: int, frame: object) -> None:
+        if self.fired:
+            os._exit(int(ExitCode.INTERRUPTED))
+        self.fired = True
+        raise KeyboardInterrupt
+
+    def unraisable(self, info: Any) -> None:
+        """The interrupt landed where Python cannot raise it (a callback, a __del__):
+        rather than print it and go on as if nothing happened, end here."""
+        if self.fired and isinstance(info.exc_value, KeyboardInterrupt):
+            with contextlib.suppress(OSError):
+                os.write(2, b"xqdecl: interrupted\n")
+            os._exit(int(ExitCode.INTERRUPTED))
+        sys.__unraisablehook__(info)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        saved = {}
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                saved[sig] = signal.signal(sig, self.handler)
+        hook, sys.unraisablehook = sys.unraisablehook, self.unraisable
+        try:
+            yield
+        finally:
+            sys.unraisablehook = hook
+            for sig, old in saved.items():
+                signal.signal(sig, old)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    mode = getattr(args, "output", None) or os.environ.get("XQDECL_OUTPUT", "cli")
-    if mode not in MODES:
-        print(f"xqdecl: XQDECL_OUTPUT must be one of {', '.join(MODES)}", file=sys.stderr)
-        return ExitCode.USAGE
-    out = Output(mode)
+    interrupts = _Interrupts()
+    with guarded_std_streams():
+        try:
+            with interrupts.installed():
+                return _main(argv, interrupts)
+        except KeyboardInterrupt:  # in the last instants, between two handlers
+            print("xqdecl: interrupted", file=sys.stderr, flush=True)
+            return int(ExitCode.INTERRUPTED)
+
+
+def _main(argv: Sequence[str] | None, interrupts: _Interrupts) -> int:
     try:
-        return int(_dispatch(args, out))
+        args = _parser().parse_args(argv)
+        mode = getattr(args, "output", None) or os.environ.get("XQDECL_OUTPUT", "cli")
+        if mode not in MODES:
+            print(f"xqdecl: XQDECL_OUTPUT must be one of {', '.join(MODES)}", file=sys.stderr)
+            return ExitCode.USAGE
+        out = Output(mode)
+    except KeyboardInterrupt:
+        print("xqdecl: interrupted", file=sys.stderr, flush=True)
+        return int(ExitCode.INTERRUPTED)
+    try:
+        return int(_dispatch(args, out, interrupts))
+    except KeyboardInterrupt:
+        out.error("xqdecl: interrupted")
+        return int(ExitCode.INTERRUPTED)
     except XqdeclError as exc:
         out.error(f"xqdecl: {exc}" if not hasattr(exc, "issues") else str(exc))
         if out.mode == "json":
@@ -77,18 +171,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         out.error(f"xqdecl: {exc.strerror or exc}{where}")
         return int(ExitCode.BACKEND)
-    except KeyboardInterrupt:
-        out.error("xqdecl: interrupted")
-        return int(ExitCode.INTERRUPTED)
-    except BrokenPipeError:
-        return int(ExitCode.OK)
     except Exception:  # our bug, not the user's: say so, with the details
         out.error("xqdecl: internal error (please report it with the lines below)")
         traceback.print_exc()
         return int(ExitCode.BACKEND)
 
 
-def _dispatch(args: argparse.Namespace, out: Output) -> int:
+def _run_async(make: Callable[[], Any], interrupts: _Interrupts) -> Any:
+    """asyncio.run for a command, keeping our signal handlers in place around it.
+
+    A run installs its own handlers while its jobs are live; when it removes
+    them, asyncio would put back the defaults (SIGTERM: die without a word),
+    so ours go back instead. Once interrupted, asyncio's complaints about
+    tasks torn down mid-way are not shown (the command says one line)."""
+
+    class Loop(asyncio.SelectorEventLoop):
+        def remove_signal_handler(self, sig: int) -> bool:
+            removed = super().remove_signal_handler(sig)
+            if sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(ValueError):
+                    signal.signal(sig, interrupts.handler)
+            return removed
+
+    def on_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if not interrupts.fired:
+            loop.default_exception_handler(context)
+
+    def factory() -> asyncio.AbstractEventLoop:
+        loop = Loop()
+        loop.set_exception_handler(on_error)
+        return loop
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(make())
+
+
+def _dispatch(args: argparse.Namespace, out: Output, interrupts: _Interrupts) -> int:
     from xqdecl import commands
 
     if args.command == "schema":
@@ -100,13 +218,14 @@ def _dispatch(args: argparse.Namespace, out: Output) -> int:
     if args.command == "run":
         if args.dry_run:
             return commands.dry_run(args.spec, out)
-        return asyncio.run(commands.run(args.spec, out, fresh=args.fresh))
+        return int(_run_async(lambda: commands.run(args.spec, out, fresh=args.fresh),
+                              interrupts))
     if args.command == "status":
         return commands.status(args.spec, out)
     if args.command == "logs":
-        return commands.logs(args.spec, out, args.job, args.stderr, args.trial)
+        return commands.logs(args.spec, out, args.job, args.stderr, args.trial, raw=args.raw)
     if args.command == "kill":
-        return commands.kill(args.spec, out)
+        return commands.kill(args.spec, out, wait=args.wait)
     if args.command == "report":
         return commands.report(args.spec, out, args.file)
     if args.command == "init":

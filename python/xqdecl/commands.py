@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import os
 import signal
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from xqdecl import journal as J
 from xqdecl.backends import backend_class
 from xqdecl.backends.base import BackendContext
+from xqdecl.engine import Runner
 from xqdecl.errors import BackendError, ExitCode, UnknownJobError
 from xqdecl.hooks import load_hooks
 from xqdecl.init_spec import write_starter
@@ -20,9 +24,9 @@ from xqdecl.lock import RunLock, holder_of, holder_pid
 from xqdecl.output import Output, print_status
 from xqdecl.plan import Plan, render_job, write_wrapper
 from xqdecl.report import RunStats, collect, job_json, status_json, write_report
-from xqdecl.runner import Runner
 from xqdecl.runstate import RunState
 from xqdecl.spec import Spec, count_jobs, json_schema, load_spec
+from xqdecl.streams import VisibleDecoder, write_bytes
 
 
 def _rundir(spec: Spec) -> RunDir:
@@ -158,7 +162,8 @@ def status(path: str, out: Output) -> int:
     return ExitCode.OK
 
 
-def logs(path: str, out: Output, job: str, stderr: bool, trial: int | None) -> int:
+def logs(path: str, out: Output, job: str, stderr: bool, trial: int | None,
+         raw: bool = False) -> int:
     spec = load_spec(path)
     state = RunState(spec)
     journal = state.journal()
@@ -189,18 +194,36 @@ def logs(path: str, out: Output, job: str, stderr: bool, trial: int | None) -> i
         return ExitCode.OK
     f = state.rd.file(row.idx, kind, t)
     try:
-        with open(f, "rb") as fh:
-            while chunk := fh.read(1 << 16):
-                os.write(1, chunk)
+        chunks: Iterator[bytes] = _chunks(f)
+        first = next(chunks, b"")
     except FileNotFoundError:
         data = state.read(row.idx, kind, t)
         if data is None:
             out.error(f"xqdecl: job {row.idx} ({row.name}) has no {kind} for trial {t} yet")
+            chunks, first = iter(()), b""
         else:
-            os.write(1, data)
-    if notes:
-        os.write(1, notes)
+            chunks, first = iter(()), data
+    _emit(first, chunks, notes or b"", terminal=not raw and os.isatty(1))
     return ExitCode.OK
+
+
+def _chunks(path: os.PathLike[str]) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 16):
+            yield chunk
+
+
+def _emit(first: bytes, rest: Iterator[bytes], notes: bytes, terminal: bool) -> None:
+    """A job's bytes to stdout: exact into a pipe or a file; on a terminal, with its
+    control characters shown (a job must not drive the user's terminal)."""
+    decoder = VisibleDecoder() if terminal else None
+    for data in itertools.chain((first,), rest, (notes,)):
+        if decoder is not None:
+            data = decoder.feed(data).encode("utf-8", errors="replace")
+        if data and not write_bytes(1, data):
+            return  # the reader went away: nothing more to say
+    if decoder is not None:
+        write_bytes(1, decoder.feed(b"", final=True).encode("utf-8", errors="replace"))
 
 
 def report(path: str, out: Output, target: str | None) -> int:
@@ -235,7 +258,10 @@ def init(path: str, out: Output, with_schema: bool) -> int:
     return ExitCode.OK
 
 
-def kill(path: str, out: Output) -> int:
+def kill(path: str, out: Output, wait: float = 15.0) -> int:
+    """Ask the run's runner to cancel its live jobs; when it does not stop within
+    `wait` seconds (stopped, stuck), cancel them here through the backend. With no
+    runner, cancel the live jobs the journal lists."""
     spec = load_spec(path)
     rd = _rundir(spec)
     if not rd.journal.exists():
@@ -245,21 +271,81 @@ def kill(path: str, out: Output) -> int:
         return ExitCode.OK
     pid = holder_pid(rd.lock)
     holder = holder_of(rd.lock)
-    if holder is not None:
-        (rd.root / "kill.request").write_text(f"{time.time()}\n")
-        if pid is not None:
+    if holder is None:
+        return asyncio.run(_kill_direct(spec, rd, out))
+    (rd.root / "kill.request").write_text(f"{time.time()}\n")
+    if pid is not None:
+        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to signal
             os.kill(pid, signal.SIGTERM)
-        out.info(f"run {spec.name}: asked its runner ({holder}) to cancel every live job")
-        deadline = time.monotonic() + 120
-        while holder_of(rd.lock) is not None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if holder_of(rd.lock) is not None:
-            raise BackendError(f"the runner ({holder}) did not stop within 120 s")
+    out.info(f"run {spec.name}: asked its runner ({holder}) to cancel every live job")
+    deadline = time.monotonic() + wait
+    while holder_of(rd.lock) is not None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if holder_of(rd.lock) is None:
         out.info(f"run {spec.name}: its runner has stopped")
         if out.mode == "json":
-            out.json({"run": spec.name, "runner": holder, "cancelled": None})
+            out.json({"run": spec.name, "runner": holder, "cancelled": None, "answered": True})
         return ExitCode.OK
-    return asyncio.run(_kill_direct(spec, rd, out))
+    out.info(f"run {spec.name}: its runner ({holder}) did not answer within {wait:g} s "
+             "(stopped or stuck): cancelling its live jobs here, through the backend")
+    return asyncio.run(_kill_around(spec, rd, out, holder))
+
+
+def _live_rows(rd: RunDir) -> list[J.JobRow]:
+    """The journal's live jobs, read without writing (a runner may still hold it)."""
+    reader = JournalReader(rd.journal)
+    try:
+        return [r for r in reader.rows() if r.status in J.LIVE]
+    finally:
+        reader.close()
+
+
+async def _cancel_rows(spec: Spec, rows: list[J.JobRow]) -> str | None:
+    """Cancel the rows' jobs at the backend; the reason when it could not."""
+    backend = _backend(spec, Plan(spec))
+    try:
+        jids = [r.jid for r in rows if r.jid]
+        if jids:
+            await backend.cancel(jids)
+    except BackendError as exc:
+        return str(exc)
+    finally:
+        with contextlib.suppress(BackendError, OSError):
+            await backend.close()
+    return None
+
+
+def _record_cancelled(rd: RunDir, rows: list[J.JobRow], note: str) -> None:
+    journal = Journal(rd.journal)
+    try:
+        journal.db.execute("PRAGMA busy_timeout=3000")  # a stuck runner may hold it
+        for r in rows:
+            r.status, r.note, r.ended = J.CANCELLED, note, time.time()
+        journal.update(rows)
+    finally:
+        journal.close()
+
+
+async def _kill_around(spec: Spec, rd: RunDir, out: Output, holder: str) -> int:
+    """The runner holds the run but does not answer: cancel its live jobs anyway."""
+    rows = _live_rows(rd)
+    failed = await _cancel_rows(spec, rows)
+    if failed is not None:
+        out.error(f"xqdecl: run {spec.name}: could not cancel its live jobs: {failed}")
+        if out.mode == "json":
+            out.json({"run": spec.name, "runner": holder, "cancelled": 0, "answered": False,
+                      "error": failed})
+        return ExitCode.BACKEND
+    try:
+        _record_cancelled(rd, rows, "cancelled by xqdecl kill (its runner did not answer)")
+    except BackendError as exc:
+        out.error(f"xqdecl: warning: the journal still shows them live: {exc}")
+    out.info(f"run {spec.name}: cancelled {len(rows)} live jobs; its runner ({holder}) is "
+             "still there and will stop by itself if it resumes")
+    if out.mode == "json":
+        out.json({"run": spec.name, "runner": holder, "cancelled": len(rows),
+                  "answered": False})
+    return ExitCode.OK
 
 
 async def _kill_direct(spec: Spec, rd: RunDir, out: Output) -> int:
@@ -267,17 +353,11 @@ async def _kill_direct(spec: Spec, rd: RunDir, out: Output) -> int:
     lock = RunLock(rd.lock)
     lock.acquire()
     try:
-        journal = Journal(rd.journal)
-        rows = [r for r in journal.load().values() if r.status in J.LIVE]
-        backend = _backend(spec, Plan(spec))
-        jids = [r.jid for r in rows if r.jid]
-        if jids:
-            await backend.cancel(jids)
-        for r in rows:
-            r.status, r.note, r.ended = J.CANCELLED, "cancelled by xqdecl kill", time.time()
-        journal.update(rows)
-        journal.close()
-        await backend.close()
+        rows = _live_rows(rd)
+        failed = await _cancel_rows(spec, rows)
+        if failed is not None:
+            raise BackendError(f"could not cancel the live jobs of run {spec.name}: {failed}")
+        _record_cancelled(rd, rows, "cancelled by xqdecl kill")
     finally:
         lock.release()
     out.info(f"run {spec.name}: cancelled {len(rows)} live jobs")

@@ -8,6 +8,10 @@ In `cli` mode a run shows one live block of per-status counts with the rate
 of jobs done and an ETA, plus one line per group when there are several
 (never a bar per job): redrawn in place at most 4 times a second on a
 terminal, printed as one plain line every 10 s otherwise (CI logs).
+
+Text that jobs control (their output, names, notes, scheduler messages) goes
+through `streams.visible` before it reaches a terminal; every write goes to
+streams that never raise (see `xqdecl.streams`), so a closed pipe cannot stop a run.
 """
 
 from __future__ import annotations
@@ -26,9 +30,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from xqdecl.engine import Reporter, RunResult
 from xqdecl.journal import STATUSES
 from xqdecl.report import DONE, RunStats, collect, ensure_report, fmt_duration
-from xqdecl.runner import Reporter, RunResult
+from xqdecl.streams import for_terminal, safe
 
 MODES = ("cli", "json", "quiet")
 
@@ -50,19 +55,23 @@ class Output:
 
     def error(self, text: str) -> None:
         """Always shown, whatever the mode: the user must see why it failed."""
-        print(text, file=sys.stderr, flush=True)
+        print(for_terminal(text, self.err.is_terminal), file=safe(sys.stderr), flush=True)
 
     def info(self, text: str) -> None:
         if self.mode == "cli":
-            self.err.print(text, markup=False)
+            self.err.print(for_terminal(text, self.err.is_terminal), markup=False)
 
     def json(self, data: Any) -> None:
-        sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
-        sys.stdout.flush()
+        stdout = safe(sys.stdout)
+        stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+        stdout.flush()
 
     def print(self, obj: Any) -> None:
         if self.mode == "cli":
-            self.out.print(obj, markup=not isinstance(obj, str))
+            if isinstance(obj, str):
+                self.out.print(for_terminal(obj, self.out.is_terminal), markup=False)
+            else:
+                self.out.print(obj)
 
     def reporter(self) -> Reporter:
         if self.mode == "cli":
@@ -99,7 +108,7 @@ class QuietReporter(Reporter):
 
     def message(self, text: str) -> None:
         if self.out.mode == "json":
-            print(text, file=sys.stderr, flush=True)
+            self.out.error(text)
 
     def finish(self, result: RunResult) -> None:
         ensure_report(result.rundir, self.since)
@@ -180,10 +189,11 @@ class CliReporter(Reporter):
         self._draw(counts, now)
 
     def message(self, text: str) -> None:
+        """A line from the runner, a backend or a plugin: it may quote a job."""
         if self.live is not None:
-            self.live.console.print(text, markup=False, highlight=False)
+            self.live.console.print(for_terminal(text, True), markup=False, highlight=False)
         else:
-            print(text, file=sys.stderr, flush=True)
+            self.out.error(text)
 
     def _stop_live(self) -> None:
         if self.live is not None:
@@ -225,7 +235,7 @@ class CliReporter(Reporter):
                     f"g{g}:{done_count(c)}/{self.group_totals[g]}"
                     for g, c in enumerate(self.group_counts[:GROUP_LINES])
                 )
-            print(line, file=sys.stderr, flush=True)
+            print(line, file=safe(sys.stderr), flush=True)
             return
         head = Text.assemble(
             ("run ", "dim"), (self.run, "bold"), f"  {done}/{self.total} done{pct}  ",
@@ -256,8 +266,8 @@ class CliReporter(Reporter):
                     detail.append(f"{k} {c[k]} ", STYLES[k])
             name = self.group_names[g] if g < len(self.group_names) else f"group {g}"
             grid.add_row(
-                Text(f"  #{g} {name[:30]}", "dim"), ProgressBar(total=total, completed=done,
-                                                               width=24),
+                Text(f"  #{g} {for_terminal(name, True)[:30]}", "dim"),
+                ProgressBar(total=total, completed=done, width=24),
                 f"{done}/{self.group_totals[g]}", detail,
             )
         if len(self.group_counts) > GROUP_LINES:
@@ -267,9 +277,10 @@ class CliReporter(Reporter):
 
 
 # -- the final summary --------------------------------------------------------------------
-def summary_table(stats: RunStats, title: str) -> Table:
+def summary_table(stats: RunStats, title: str, terminal: bool = False) -> Table:
     """Per group: jobs, succeeded / failed / skipped / cancelled / retried (and any
-    job still queued or live), with a total row when there are several groups."""
+    job still queued or live), with a total row when there are several groups.
+    `terminal`: the table is for a terminal (group labels shown safely)."""
     cols = ["succeeded", "failed", "skipped"]
     cols += [k for k in ("cancelled", "queued", "submitting", "submitted", "running")
              if stats.counts.get(k)]
@@ -280,7 +291,7 @@ def summary_table(stats: RunStats, title: str) -> Table:
         table.add_column(k, justify="right", style=STYLES.get(k) if stats.counts.get(k) else "")
     table.add_column("retried", justify="right")
     for g in stats.groups:
-        table.add_row(f"#{g.group} {g.label}", str(g.total),
+        table.add_row(f"#{g.group} {for_terminal(g.label, terminal)}", str(g.total),
                       *(str(g.counts.get(k, 0)) for k in cols), str(g.retried))
     if not stats.groups:
         table.add_row("all", str(sum(stats.counts.values())),
@@ -293,12 +304,14 @@ def summary_table(stats: RunStats, title: str) -> Table:
 
 
 def print_failures(console: Console, stats: RunStats, shown: int, hint: str) -> None:
+    """The failed jobs with the last lines of their stderr (shown safely on a terminal)."""
+    tty = console.is_terminal
     for f in stats.failures[:shown]:
         console.print(Text.assemble(("failed: ", "bold red"),
-                                    f"job {f.index} {f.name} (group {f.group}) rc={f.rc} "
-                                    f"trial {f.trial}"))
+                                    f"job {f.index} {for_terminal(f.name, tty)} "
+                                    f"(group {f.group}) rc={f.rc} trial {f.trial}"))
         for line in f.stderr_tail:
-            console.print(Text(f"    {line}", "dim"))
+            console.print(Text(f"    {for_terminal(line, tty)}", "dim"))
     more = stats.failed_total - min(shown, len(stats.failures))
     if more > 0:
         console.print(f"... and {more} more failed jobs (xqdecl status SPEC)", markup=False)
@@ -326,7 +339,7 @@ def print_status(out: Output, stats: RunStats) -> None:
     title = counts_line(stats.counts, stats.total)
     if stats.retried:
         title += f" | retried {stats.retried}"
-    out.print(summary_table(stats, title))
+    out.print(summary_table(stats, title, out.out.is_terminal))
     if out.mode == "cli":
         hint = "see: xqdecl logs SPEC {index} --stderr"
         print_failures(out.out, stats, len(stats.failures), hint)
@@ -343,10 +356,11 @@ def summary(out: Output, result: RunResult, group_names: list[str] | None = None
     title = f"run {result.run}: exit {code}, wall time {fmt_duration(result.elapsed)}"
     if result.retried:
         title += f", {result.retried} retries in this run"
-    out.err.print(summary_table(stats, title))
+    out.err.print(summary_table(stats, title, out.err.is_terminal))
     print_failures(out.err, stats, 5, "see: xqdecl logs SPEC {index} --stderr")
     if result.message:
-        out.err.print(f"error: {result.message}", markup=False)
+        out.err.print(for_terminal(f"error: {result.message}", out.err.is_terminal),
+                      markup=False)
     report = stats.rundir / "report.html"
     if report.exists():
         out.err.print(f"report: {report}", markup=False)
