@@ -160,3 +160,19 @@ def test_collect_reads_rows_without_times(tmp_path: Path) -> None:
     data = report.timeline_data(stats)
     assert data["index"] == [1]
     assert report.fmt_duration(3725) == "1h02m" and report.fmt_duration(0.25) == "0.2s"
+
+
+def test_the_page_inlines_its_package_data_files(tmp_path: Path) -> None:
+    from importlib import resources
+
+    from xqdecl.report import page as page_mod
+
+    static = resources.files("xqdecl.report").joinpath("static")
+    for name in ("page.html", "report.css", "report.js"):
+        assert static.joinpath(name).is_file(), name  # shipped beside the code
+    rd = make_run(tmp_path / "inline", [["succeeded", "failed"]])
+    page = report.render_html(report.collect(rd.root, keep_rows=True))
+    css, js = page_mod.static_text("report.css"), page_mod.static_text("report.js")
+    assert f"<style>\n{css}</style>" in page and f"<script>\n{js}</script>" in page
+    assert "#timeline-box{" in css and "getElementById('timeline')" in js
+    assert "{css}" not in page and "{js}" not in page and "{data}" not in page

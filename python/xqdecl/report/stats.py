@@ -14,7 +14,7 @@ import math
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,7 @@ class GroupStats:
     retried: int = 0  # jobs that took more than one attempt
 
     def to_json(self) -> dict[str, Any]:
-        return {"group": self.group, "label": self.label, "total": self.total,
-                "counts": self.counts, "retried": self.retried}
+        return asdict(self)  # the JSON keys are the fields, in their order
 
 
 @dataclass
@@ -55,8 +54,7 @@ class Failure:
     stderr_tail: list[str]
 
     def to_json(self) -> dict[str, Any]:
-        return {"index": self.index, "name": self.name, "group": self.group, "rc": self.rc,
-                "trial": self.trial, "note": self.note, "stderr_tail": self.stderr_tail}
+        return asdict(self)
 
 
 @dataclass
