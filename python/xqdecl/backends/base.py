@@ -14,14 +14,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, get_args
 
 from pydantic_core import PydanticCustomError
 
-from xqdecl.backends.command import Completed, run_command
 from xqdecl.errors import SpecError
 from xqdecl.spec.schedulers import SchedulerBase
 from xqdecl.spec.values import parse_duration
+
+if TYPE_CHECKING:  # backends/command.py is imported by the first command (not by validate)
+    from xqdecl.backends.command import Completed
 
 O = TypeVar("O", bound=SchedulerBase)  # noqa: E741 - the options model of a backend
 
@@ -175,6 +177,8 @@ class Backend(ABC, Generic[O]):
     async def _call(self, argv: Sequence[str], timeout: float | None = None, *,
                     stdin: bytes | None = None, check: bool = False) -> Completed:
         """Run one scheduler command (within `command_timeout` unless told otherwise)."""
+        from xqdecl.backends.command import run_command
+
         return await run_command(argv, self.command_timeout if timeout is None else timeout,
                                  stdin=stdin, check=check)
 
