@@ -263,7 +263,8 @@ def test_a_signal_at_any_instant_ends_with_130_and_one_line(write_spec: Write, t
     which must come before any heavy import and long before the run starts) to
     well into the run: always 130, never a traceback. (Before that instant the
     interpreter itself is starting and Python's defaults apply.)"""
-    for i, delay in enumerate([0, 0, 0.005, 0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5]):
+    for i, delay in enumerate([0, 0, 0.005, 0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.5,
+                               0.8, 1.5]):
         spec = write_spec(f"""
             name = "sig{i}"
             [[jobs]]
