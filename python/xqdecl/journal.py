@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xqdecl.errors import BackendError
+from xqdecl.errors import StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -39,12 +39,16 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+#: the journal's format, kept in SQLite's user_version
+FORMAT = 1
+
 #: statuses a job can have in the journal
 QUEUED, SUBMITTING, SUBMITTED, RUNNING = "queued", "submitting", "submitted", "running"
 SUCCEEDED, FAILED, CANCELLED, SKIPPED = "succeeded", "failed", "cancelled", "skipped"
-STATUSES = (QUEUED, SUBMITTING, SUBMITTED, RUNNING, SUCCEEDED, FAILED, CANCELLED, SKIPPED)
-LIVE = frozenset({SUBMITTING, SUBMITTED, RUNNING})
-TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED, SKIPPED})
+CANCELLING = "cancelling"  # the run asked it to stop; recorded before the cancel is sent
+STATUSES = (QUEUED, SUBMITTING, SUBMITTED, RUNNING, CANCELLING, SUCCEEDED, FAILED, CANCELLED,
+            SKIPPED)
+LIVE = frozenset({SUBMITTING, SUBMITTED, RUNNING, CANCELLING})
 
 
 @dataclass(slots=True)
@@ -75,8 +79,63 @@ class JobRow:
 _COLUMNS = "idx, name, grp, hash, status, trial, jid, rc, submitted, started, ended, note"
 
 
-def _wrap(exc: sqlite3.Error, path: Path) -> BackendError:
-    return BackendError(f"the run journal {path} cannot be used: {exc}")
+#: columns each table must have for a journal to be usable
+_TABLES = {"jobs": set(_COLUMNS.split(", ")), "meta": {"key", "value"}}
+#: SQLite's primary result codes that mean "this file is not a sound database"
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
+
+def _wrap(exc: sqlite3.Error, path: Path) -> StoreError:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    hint = ""
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+        hint = " (is its folder read-only, or owned by someone else?)"
+    elif name.startswith("SQLITE_FULL"):
+        hint = " (the disk is full)"
+    return StoreError(f"the run journal {path} cannot be used: {exc}{hint}")
+
+
+def is_corruption(exc: sqlite3.Error) -> bool:
+    """True for SQLite's 'malformed' and 'not a database' errors, the file's own fault
+    (not a lock, a permission or a full disk)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+    text = str(exc).lower()
+    return "malformed" in text or "not a database" in text
+
+
+def problem(path: Path) -> str | None:
+    """What makes an existing journal file unusable, or None when it is sound.
+
+    Unusable: empty, not a SQLite file, failing `PRAGMA quick_check`, or
+    lacking a table or column. Raises StoreError when the file cannot be
+    looked at for other reasons (permissions, read-only folder, locked).
+    """
+    try:
+        if path.stat().st_size == 0:
+            return "it is empty"
+    except OSError as exc:
+        raise StoreError(f"cannot read the run journal {path}: {exc.strerror or exc}") from None
+    try:
+        db = sqlite3.connect(path, isolation_level=None, timeout=30)
+    except sqlite3.Error as exc:
+        raise _wrap(exc, path) from exc
+    try:
+        check = [r[0] for r in db.execute("PRAGMA quick_check(5)")]
+        if check != ["ok"]:
+            return f"it is damaged ({'; '.join(map(str, check))})"
+        for table, wanted in _TABLES.items():
+            have = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+            if not wanted <= have:
+                return f"its {table} table is missing or incomplete"
+    except sqlite3.Error as exc:
+        if is_corruption(exc):
+            return f"it is not a readable SQLite database ({exc})"
+        raise _wrap(exc, path) from exc
+    finally:
+        db.close()
+    return None
 
 
 class Journal:
@@ -89,6 +148,9 @@ class Journal:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            # a write now, so a read-only folder or file fails here, clearly, and not
+            # at the first update; it also records the journal's format
+            self.db.execute(f"PRAGMA user_version={FORMAT}")
         except sqlite3.Error as exc:
             raise _wrap(exc, path) from exc
 
@@ -128,6 +190,39 @@ class Journal:
             self.db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._rollback()
+            raise _wrap(exc, self.path) from exc
+
+    def rows_between(self, lo: int, hi: int) -> dict[int, JobRow]:
+        """The rows of jobs lo..hi-1 (planning reads the journal a slice at a time)."""
+        try:
+            rows = self.db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE idx >= ? AND idx < ?",
+                                   (lo, hi)).fetchall()
+        except sqlite3.Error as exc:
+            raise _wrap(exc, self.path) from exc
+        return {r[0]: JobRow(*r) for r in rows}
+
+    def upsert(self, rows: Iterable[JobRow]) -> None:
+        """Write the given rows (new or not) in one transaction."""
+        try:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                f"INSERT INTO jobs ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT(idx) DO UPDATE SET name=excluded.name, grp=excluded.grp, "
+                "hash=excluded.hash, status=excluded.status, trial=excluded.trial, "
+                "jid=excluded.jid, rc=excluded.rc, submitted=excluded.submitted, "
+                "started=excluded.started, ended=excluded.ended, note=excluded.note",
+                ((r.idx, *r.values()[:-1]) for r in rows),
+            )
+            self.db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise _wrap(exc, self.path) from exc
+
+    def drop_from(self, total: int) -> None:
+        """Forget jobs with an index >= `total` (the spec has fewer jobs now)."""
+        try:
+            self.db.execute("DELETE FROM jobs WHERE idx >= ?", (total,))
+        except sqlite3.Error as exc:
             raise _wrap(exc, self.path) from exc
 
     def snapshot(self) -> bytes:

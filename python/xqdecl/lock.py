@@ -8,7 +8,7 @@ import os
 import socket
 from pathlib import Path
 
-from xqdecl.errors import BackendError
+from xqdecl.errors import BackendError, StoreError
 
 
 class RunLock:
@@ -20,19 +20,59 @@ class RunLock:
         self.fd = -1
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        """Take the lock, or raise: BackendError when another runner holds it,
+        StoreError when the lock file cannot be opened (read-only, missing folder).
+
+        The lock is on the file the path names *after* the flock: were the file
+        removed or replaced meanwhile, the lock would guard nothing, so it is
+        taken again on the new file.
+        """
+        for _ in range(100):
+            fd = self._open()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = holder_of(self.path) or "another process"
+                os.close(fd)
+                raise BackendError(
+                    f"this run is already being run by {holder}; wait for it, or stop it with "
+                    "`xqdecl kill`"
+                ) from None
+            if self._same_file(fd):
+                break
+            os.close(fd)  # unlinked or replaced between our open and flock: again
+        else:
+            raise StoreError(f"the run lock {self.path} keeps being replaced; is another "
+                             "program removing files in the run directory?")
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = holder_of(self.path) or "another process"
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+        except OSError as exc:
             os.close(fd)
-            raise BackendError(
-                f"this run is already being run by {holder}; wait for it, or stop it with "
-                "`xqdecl kill`"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{socket.gethostname()} {os.getpid()}\n".encode())
+            raise StoreError(f"cannot write the run lock {self.path}: "
+                             f"{exc.strerror or exc}") from None
         self.fd = fd
+
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise StoreError(f"cannot open the run lock {self.path}: "
+                             f"{exc.strerror or exc}") from None
+
+    def _same_file(self, fd: int) -> bool:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        mine = os.fstat(fd)
+        return (st.st_dev, st.st_ino) == (mine.st_dev, mine.st_ino)
+
+    def still_held(self) -> bool:
+        """True while the path still names the file this runner locked. False once
+        someone removed or replaced `runner.lock`: a second runner could then
+        lock the new file, so the runner should stop (and say why)."""
+        return self.fd >= 0 and self._same_file(self.fd)
 
     def release(self) -> None:
         if self.fd >= 0:

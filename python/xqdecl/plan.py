@@ -7,19 +7,19 @@ time, so a 100,000-job run never holds all rendered commands in memory.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import EllipsisType
 
 from pydantic import BaseModel
 
 from xqdecl.cloud import upload_functions
 from xqdecl.hooks import JOBCMD_HOOKS, NO_HOOKS, Hooks, JobView
 from xqdecl.journal import JobRow
-from xqdecl.layout import RunDir, locate
+from xqdecl.layout import RunDir, locate, read_or_none, wrapper_hash, write_atomic
 from xqdecl.spec import RenderedJob, Spec, group_counts, job_at, render_all
 from xqdecl.spec import render_job as render_spec_job
 from xqdecl.wrapper import WrapperInput, render
@@ -76,10 +76,11 @@ class Plan:
         """Every job, in index order, rendered lazily."""
         return render_all(self.spec)
 
-    def view(self, row: JobRow, status: str) -> JobView:
+    def view(self, row: JobRow, status: str, trial: int | None = None) -> JobView:
         """What a plugin hook sees of a job (command and metadir worked out on first use)."""
-        return JobView(index=row.idx, name=row.name, status=status, rc=row.rc, trial=row.trial,
-                       jid=row.jid, group=row.grp, detail=self._view_detail)
+        return JobView(index=row.idx, name=row.name, status=status, rc=row.rc,
+                       trial=row.trial if trial is None else trial, jid=row.jid, group=row.grp,
+                       detail=self._view_detail)
 
     def _view_detail(self, index: int) -> tuple[str | list[str], Path]:
         rendered = render_spec_job(self.spec, job_at(self.spec, index))
@@ -120,32 +121,33 @@ class Plan:
         )
 
 
-def write_wrapper(path: Path | str, text: str) -> str:
+def write_wrapper(path: Path | str, text: str,
+                  on_disk: bytes | EllipsisType | None = ...) -> str:
     """Put the wrapper in place unless identical; returns its definition hash.
 
     An existing file is replaced by a rename, never rewritten in place, so a
     bash that is reading the old one (a job still running) keeps reading it.
     A new file is written directly: nothing can be reading it yet.
+    `on_disk` is the file's content as the caller just read it (None: there
+    is no file), so it is not read twice.
     """
     data = text.encode()
-    digest = hashlib.sha256(data).hexdigest()[:32]
+    digest = wrapper_hash(data)
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as fh:
-            if fh.read() == data:
-                return digest
-    except FileNotFoundError:
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(os.path.dirname(path))
-        with open(path, "xb") as fh:
-            fh.write(data)
+    if on_disk is ...:
+        on_disk = read_or_none(path)
+    if on_disk == data:
         return digest
-    except OSError:
-        pass
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    if on_disk is None:
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(os.path.dirname(path))
+            with open(path, "xb") as fh:
+                fh.write(data)
+            return digest
+        except FileExistsError:
+            pass
+    write_atomic(path, data)
     return digest
 
 

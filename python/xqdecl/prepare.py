@@ -1,22 +1,22 @@
 """Start of a run: render every wrapper and decide each job's starting state
-from what an earlier run of the same spec left in the journal."""
+from what an earlier run of the same spec left in the journal, or, where the
+journal has nothing, in the job's folder."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from xqdecl import journal as J
+from xqdecl import recover
 from xqdecl.journal import JobRow
-from xqdecl.layout import RunDir
+from xqdecl.layout import RunDir, has_job_folders, read_or_none
 from xqdecl.plan import Plan, render_job, write_wrapper
-from xqdecl.poller import RC_READ_LIMIT, parse_rc
+from xqdecl.recover import Rebuild
 
 
 def read_rc(rd: RunDir, index: int, trial: int) -> int | None:
     """The rc a trial's wrapper recorded, or None (missing, empty, garbage, unreadable)."""
-    try:
-        with open(rd.file(index, "rc", trial), "rb") as fh:
-            return parse_rc(fh.read(RC_READ_LIMIT))
-    except OSError:
-        return None
+    return recover.read_rc(str(rd.file(index, "rc", trial)))
 
 
 def read_start(rd: RunDir, index: int, trial: int) -> str:
@@ -30,7 +30,8 @@ def read_start(rd: RunDir, index: int, trial: int) -> str:
 
 def prepare_jobs(
     plan: Plan, directives: dict[int, list[str]], previous: dict[int, JobRow],
-    fresh: bool = False,
+    fresh: bool = False, rebuild: Rebuild | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[list[JobRow], list[JobRow]]:
     """Rows for every job of the plan, and those an earlier runner left live.
 
@@ -38,14 +39,36 @@ def prepare_jobs(
     (unless `fresh`); a job that ran before gets a new trial number, so no
     earlier output is ever overwritten nor mistaken for the new trial's; a
     live one is handed back for re-attachment.
+
+    A job the journal has no row for (`rebuild`: the journal was lost; or a
+    job new to the journal while its folder exists) is decided from its
+    folder instead, against the wrapper that was on disk before this one
+    replaces it (see xqdecl.recover). `say` gets the one line telling the
+    user that rows were rebuilt.
     """
     rows: list[JobRow] = []
     live: list[JobRow] = []
     rd = plan.rundir
+    # a first run (no rows, no job folders) never looks at the job folders
+    look = rebuild is not None or bool(previous) or has_job_folders(rd.jobs)
     for job in plan.jobs():
         text = render_job(plan, job, directives[job.group])
-        digest = write_wrapper(rd.script_str(job.index), text)
+        path = rd.script_str(job.index)
         prev = previous.get(job.index)
+        if prev is None and look:
+            old = read_or_none(path)
+            digest = write_wrapper(path, text, old)
+            row = JobRow(idx=job.index, name=job.name, grp=job.group, hash=digest,
+                         status=J.QUEUED)
+            alive = recover.rebuild_row(row, path[: -len("/job.sh")], old, fresh)
+            if alive:
+                live.append(row)
+            if rebuild is not None:
+                rebuild.count(row, alive)
+            row.first_trial = row.trial
+            rows.append(row)
+            continue
+        digest = write_wrapper(path, text)
         row = JobRow(idx=job.index, name=job.name, grp=job.group, hash=digest, status=J.QUEUED)
         if prev is not None:
             row.trial = prev.trial
@@ -62,4 +85,6 @@ def prepare_jobs(
                 row.trial = prev.trial + 1
         row.first_trial = row.trial
         rows.append(row)
+    if rebuild is not None and say is not None and (line := rebuild.line()):
+        say(line)
     return rows, live

@@ -22,11 +22,12 @@ from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission
 from xqdecl.cloud import CloudPoller, CloudStore
 from xqdecl.errors import BackendError, ExitCode
 from xqdecl.hooks import STATUS_HOOKS, Hooks, JobView, load_hooks
-from xqdecl.journal import JobRow, Journal
+from xqdecl.journal import JobRow
 from xqdecl.lock import RunLock
 from xqdecl.plan import Plan
 from xqdecl.poller import Poller, make_poller
 from xqdecl.prepare import prepare_jobs, read_rc, read_start
+from xqdecl.recover import open_journal
 from xqdecl.report import write_report
 from xqdecl.spec import Spec
 
@@ -174,19 +175,14 @@ class Runner:
     # -- the run --------------------------------------------------------------------
     async def run(self) -> RunResult:
         t0 = time.monotonic()
-        try:
-            self.rd.create()
-        except OSError as exc:
-            raise BackendError(
-                f"cannot create the run directory {self.rd.root}: {exc.strerror or exc}"
-            ) from None
+        self.rd.create(self.spec.name)  # StoreError for a folder that is not a run's
         lock = RunLock(self.rd.lock)
         lock.acquire()
         if self.cloud is not None and not self.fresh and not self.rd.journal.exists():
             copy = self.cloud.read_bytes("journal.db")  # resume from another machine
             if copy:
                 self.rd.journal.write_bytes(copy)
-        self.journal = Journal(self.rd.journal)
+        self.journal, self._rebuild = open_journal(self.rd)  # a bad one is set aside
         ctx = BackendContext(
             run=self.spec.name,
             rundir=self.rd.root,
@@ -269,7 +265,8 @@ class Runner:
     async def _prepare(self) -> None:
         (self.rd.root / "kill.request").unlink(missing_ok=True)
         directives = {g.index: self.backend.directives(g.options) for g in self.plan.groups}
-        rows, live = prepare_jobs(self.plan, directives, self.journal.load(), self.fresh)
+        rows, live = prepare_jobs(self.plan, directives, self.journal.load(), self.fresh,
+                                  self._rebuild, self.reporter.message)
         self.rows = rows
         for row in rows:
             self.counts[row.status] += 1

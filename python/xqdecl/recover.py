@@ -1,0 +1,174 @@
+"""The files on disk are the truth: opening the journal safely, and rebuilding a
+job's row from its metadir when the journal has none for it.
+
+A journal that is missing (while the run directory has job folders), empty or
+corrupt is never used nor deleted: it is moved aside, the user is told in one
+line, and each job's state is read back from the files its wrapper wrote
+(see docs/internals.md): the wrapper on disk is the definition, the highest
+trial with a start or rc file is the last attempt, and its rc file is the
+outcome. One listdir per job folder, and one read of the files that decide.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from xqdecl import journal as J
+from xqdecl.errors import StoreError
+from xqdecl.journal import JobRow, Journal
+from xqdecl.layout import RunDir, has_job_folders, wrapper_hash
+from xqdecl.poller import RC_READ_LIMIT, parse_rc
+
+#: SQLite's companion files of a journal, moved along with it
+_COMPANIONS = ("-wal", "-shm")
+
+
+@dataclass(slots=True)
+class Rebuild:
+    """Why the rows come from disk, and what was found there (for one line to the user)."""
+
+    reason: str
+    always: bool  # say it even when no job had an attempt on disk (a journal was set aside)
+    succeeded: int = 0
+    live: int = 0
+    again: int = 0
+
+    def count(self, row: JobRow, live: bool) -> None:
+        if live:
+            self.live += 1
+        elif row.status == J.SKIPPED:
+            self.succeeded += 1
+        elif row.trial > 0:
+            self.again += 1
+
+    def line(self) -> str | None:
+        if not (self.always or self.succeeded or self.live or self.again):
+            return None  # e.g. a run after a dry run: wrappers only, nothing to rebuild
+        return (f"warning: {self.reason}; rebuilt the run's state from the job files on disk: "
+                f"{self.succeeded} succeeded before (skipped), {self.live} may still be "
+                f"running, {self.again} to run again")
+
+
+def open_journal(rd: RunDir) -> tuple[Journal, Rebuild | None]:
+    """Open the run's journal, and say whether the rows must be rebuilt from disk.
+
+    A bad journal is moved aside (never deleted). A missing one matters only
+    when the run directory already has job folders."""
+    path = rd.journal
+    rebuild = None
+    if os.path.lexists(path):
+        why = J.problem(path)
+        if why:
+            aside = set_aside(path)
+            rebuild = Rebuild(f"the run journal {path} was unusable ({why}) and was moved to "
+                              f"{aside.name}", always=True)
+    else:
+        if any(os.path.lexists(p) for p in _companions(path)):
+            set_aside(path, only_companions=True)  # SQLite must not pair them with a new one
+        if has_job_folders(rd.jobs):
+            rebuild = Rebuild(f"the run journal {path} is missing", always=False)
+    return Journal(path), rebuild
+
+
+def _companions(path: Path) -> list[Path]:
+    return [path.with_name(path.name + c) for c in _COMPANIONS]
+
+
+def set_aside(path: Path, only_companions: bool = False) -> Path:
+    """Rename `path` (and its -wal, -shm) to `<name>.corrupt-<time>`; returns the new path.
+
+    The companions keep their suffix after the new name, so SQLite still
+    pairs them if someone opens the set-aside copy to look at it.
+    """
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while os.path.lexists(aside):
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}.{n}")
+        n += 1
+    pairs = list(zip(_companions(path), _companions(aside), strict=True))
+    if not only_companions:
+        pairs.insert(0, (path, aside))
+    try:
+        for src, dst in pairs:
+            if os.path.lexists(src):
+                os.rename(src, dst)
+    except OSError as exc:
+        raise StoreError(
+            f"cannot move the unusable run journal {path} aside: {exc.strerror or exc}"
+        ) from None
+    return aside
+
+
+@dataclass(slots=True)
+class OnDisk:
+    """What one job's folder says about its attempts."""
+
+    last: int | None = None  # highest trial with a start or rc file
+    has_rc: bool = False  # that trial has its rc file
+    next_free: int = 0  # the first trial number past every trial file
+
+
+def scan(metadir: str) -> OnDisk:
+    """One listdir of a job's folder: its last trial and the first free trial number."""
+    found = OnDisk()
+    try:
+        names = os.listdir(metadir)
+    except OSError:
+        return found
+    starts: set[int] = set()
+    rcs: set[int] = set()
+    top = -1
+    for name in names:
+        kind, dot, num = name.partition(".")
+        if not dot or not num.isdigit() or kind not in RunDir.TRIAL_KINDS:
+            continue  # job.sh, rc.3.tmp, upload logs, ...
+        t = int(num)
+        top = max(top, t)
+        if kind == "start":
+            starts.add(t)
+        elif kind == "rc":
+            rcs.add(t)
+    found.next_free = top + 1
+    if starts or rcs:
+        found.last = max(starts | rcs)
+        found.has_rc = found.last in rcs
+    return found
+
+
+def read_rc(path: str) -> int | None:
+    """The rc a wrapper recorded, or None (missing, empty, torn, garbage, unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            return parse_rc(fh.read(RC_READ_LIMIT))
+    except OSError:
+        return None
+
+
+def rebuild_row(row: JobRow, metadir: str, old_wrapper: bytes | None, fresh: bool) -> bool:
+    """Fill `row` (queued, trial 0, hash of the new wrapper) from the job's folder.
+
+    `old_wrapper` is the wrapper that was on disk before this run rewrote it
+    (None: there was none). Returns True when the row is handed back as live:
+    its last trial started, wrote no rc, and ran the same wrapper, so it may
+    still run (the backend looks for it from the start line; no jid is known).
+    A job is skipped only when its last trial's rc is 0 and the wrapper is
+    unchanged; anything else runs again at a trial past every file on disk.
+    """
+    disk = scan(metadir)
+    if disk.last is None:
+        row.trial = disk.next_free
+        return False
+    same = old_wrapper is not None and wrapper_hash(old_wrapper) == row.hash
+    if same and not disk.has_rc:
+        row.trial, row.status, row.jid = disk.last, J.RUNNING, None
+        return True
+    if same and not fresh and read_rc(f"{metadir}/rc.{disk.last}") == 0:
+        row.trial, row.status, row.rc = disk.last, J.SKIPPED, 0
+        row.note = "succeeded in an earlier run (found from its files)"
+        return False
+    row.trial = disk.next_free
+    return False
