@@ -11,7 +11,7 @@ Two ways, chosen once per run by `LocalBackend`:
   the same run directory finds the cgroups of jobs that ended meanwhile and
   empties them. cgroup v2 kills through `cgroup.kill`; v1 (the freezer
   hierarchy) freezes the cgroup, kills each of its processes and thaws it.
-- `Reaper` (no writable cgroups): the runner becomes a child subreaper, so the
+- `Reaper` (reaper.py; no writable cgroups): the runner becomes a child subreaper, so the
   orphans of jobs re-parent to it instead of to init; an orphan whose
   environment names a job of this run (`XQDECL_JOB_METADIR`, `XQDECL_TRIAL`)
   that is no longer running is killed. This holds only while a runner lives:
@@ -21,13 +21,13 @@ Two ways, chosen once per run by `LocalBackend`:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import os
 import signal
 import time
-from collections.abc import Callable, Collection
 from pathlib import Path
+
+from xqdecl.backends.reaper import JobKey, Reaper, sweep_processes, wrapper_key
 
 #: env XQDECL_CONTAIN: "auto" (cgroup where possible, else the subreaper) or "reaper"
 CONTAIN_ENV = "XQDECL_CONTAIN"
@@ -210,125 +210,12 @@ class CgroupJail:
             os.rmdir(self.base)
 
 
-PR_SET_CHILD_SUBREAPER = 36
-
-
-def _prctl(option: int, value: int) -> bool:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(option, value, 0, 0, 0)) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-JobKey = tuple[str, str]  # (index, trial) of one job of this run
-
-
-def job_key(pid: int, prefix: str) -> JobKey | None:
-    """The job of this run a process belongs to, by its environment (`XQDECL_JOB_METADIR`
-    under `prefix`, `XQDECL_TRIAL`); None when it names none (or is a zombie)."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as fh:
-            env = fh.read().split(b"\0")
-    except OSError:
-        return None
-    metadir = trial = None
-    for item in env:
-        if item.startswith(b"XQDECL_JOB_METADIR="):
-            metadir = item[19:].decode(errors="replace")
-        elif item.startswith(b"XQDECL_TRIAL="):
-            trial = item[13:].decode(errors="replace")
-    if metadir is None or trial is None or not metadir.startswith(prefix):
-        return None
-    return metadir[len(prefix):].strip("/"), trial
-
-
-class Reaper:
-    """The fallback: the runner adopts the orphans of its jobs and kills those of ended jobs."""
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix  # "<rundir>/jobs/": the metadirs of this run's jobs
-        self.enabled = False
-        self._ours: set[int] = set()  # orphans seen alive with a job environment: ours to reap
-        self._killed: set[int] = set()  # of those, the ones killed and not reaped yet
-
-    def enable(self) -> bool:
-        self.enabled = _prctl(PR_SET_CHILD_SUBREAPER, 1)
-        return self.enabled
-
-    def disable(self) -> None:
-        if self.enabled:
-            _prctl(PR_SET_CHILD_SUBREAPER, 0)
-            self.enabled = False
-
-    @staticmethod
-    def children() -> set[int]:
-        """The runner's child processes (orphans re-parented to it included)."""
-        out: set[int] = set()
-        with contextlib.suppress(OSError):
-            for tid in os.listdir("/proc/self/task"):
-                with contextlib.suppress(OSError), open(
-                    f"/proc/self/task/{tid}/children", encoding="ascii"
-                ) as fh:
-                    out.update(int(p) for p in fh.read().split())
-        return out
-
-    def collect(self, live: Callable[[JobKey], bool], skip: Collection[int]) -> int:
-        """Kill the orphans whose job is not `live`, reap the ones that ended; how many
-        killed ones are not reaped yet."""
-        for pid in self.children():
-            if pid in skip:
-                continue
-            if pid in self._ours:
-                with contextlib.suppress(ChildProcessError):
-                    if os.waitpid(pid, os.WNOHANG)[0]:
-                        self._ours.discard(pid)
-                        self._killed.discard(pid)
-                        continue
-            key = job_key(pid, self.prefix)
-            if key is None:
-                continue  # not a job's (or a zombie already): not ours to touch
-            self._ours.add(pid)
-            if not live(key):
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-                    self._killed.add(pid)
-        return len(self._killed)
-
-
-def sweep_processes(prefix: str, keep: Callable[[JobKey], bool]) -> int:
-    """Kill every process on this machine whose environment names a job of this run that
-    `keep` does not keep (a rerun without cgroups); how many were killed."""
-    me = os.getpid()
-    killed = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == me:
-            continue
-        key = job_key(int(entry), prefix)
-        if key is not None and not keep(key):
-            with contextlib.suppress(OSError):
-                os.kill(int(entry), signal.SIGKILL)
-                killed += 1
-    return killed
-
-
-def wrapper_key(pid: int, prefix: str) -> JobKey | None:
-    """(index, trial) of a live wrapper, from its command line `bash <jobs>/<i>/job.sh <t>`."""
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = fh.read().decode(errors="replace").split("\0")
-    except OSError:
-        return None
-    if len(argv) < 3 or not argv[1].endswith("/job.sh"):
-        return None
-    return os.path.basename(os.path.dirname(argv[1])), argv[2]
-
-
 class Containment:
     """One run's containment as the local backend drives it: a cgroup per job where the
     machine allows, else the subreaper. Set up on first use (`plan` makes no cgroup)."""
 
-    def __init__(self, run: str, rundir: Path, mounted_rundir: str):
+    def __init__(self, run: str, rundir: Path, mounted_rundir: str, enabled: bool = True):
+        self.enabled = enabled  # False: a backend whose jobs run elsewhere (containers)
         self.token = run_token(run, rundir)
         self.prefix = f"{mounted_rundir.rstrip('/')}/jobs/"
         self.script_prefix = f"{str(rundir).rstrip('/')}/jobs/"
@@ -349,7 +236,7 @@ class Containment:
         return f"cgroup v{self.jail.version}" if self.jail else "subreaper"
 
     def _setup(self) -> None:
-        if not self._ready:
+        if not self._ready and self.enabled:
             self._ready = True
             self.jail = CgroupJail.find(self.token)
             if self.jail is None:
@@ -379,6 +266,8 @@ class Containment:
     def started(self, jid: str, index: int, trial: int, pid: int | None = None) -> None:
         """A job of this runner started; `pid` given: move it into its cgroup now (a
         direct spawn: what it forked before the move is not contained)."""
+        if not self.enabled:
+            return
         name = f"{index}.{trial}"
         if self.jail is not None:
             self._groups[jid] = name
@@ -390,6 +279,8 @@ class Containment:
 
     def adopt(self, jid: str, pid: int) -> None:
         """A live job of an earlier runner (or one `xqdecl kill` cancels)."""
+        if not self.enabled:
+            return
         self._setup()
         if self.jail is not None:
             name = self.jail.of_pid(pid)
@@ -421,7 +312,7 @@ class Containment:
         """Once per runner, after re-attaching: end what jobs that ended meanwhile left
         (cgroups of this run that no live job holds; without cgroups, processes whose
         environment names such a job)."""
-        if self._swept:
+        if self._swept or not self.enabled:
             return
         self._swept = True
         self._setup()
@@ -430,7 +321,7 @@ class Containment:
             for name in self.jail.names():
                 if name not in held:
                     self.jail.kill(name)
-        else:
+        elif self.reaper is not None:
             live = {k for k in self._keys.values() if k}
             sweep_processes(self.prefix, lambda key: key in live)
 

@@ -17,7 +17,7 @@ import shutil
 import signal
 import socket
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
 from xqdecl.backends.contain import Containment
@@ -111,6 +111,8 @@ class ProcessBackend(Backend[P]):
     query_interval = 0.0  # answered from memory: every cycle costs nothing
     lost_grace = 0.0  # the wrapper writes its rc before it exits; no shared filesystem lag
     poll_interval = 1.0
+    #: contain each job (contain.py): True for jobs that run on this machine, as is
+    contain_jobs: ClassVar[bool] = False
 
     @classmethod
     def default_forks(cls) -> int:
@@ -127,7 +129,8 @@ class ProcessBackend(Backend[P]):
         self._exited: dict[str, JobState] = {}
         self._fds: dict[int, int] = {}  # pid -> pidfd
         self._env = dict(os.environ)
-        self._contain = Containment(ctx.run, ctx.rundir, ctx.mounted_rundir)
+        self._contain = Containment(ctx.run, ctx.rundir, ctx.mounted_rundir,
+                                    enabled=self.contain_jobs)
         self._released = False  # a runner finished a job: at the end, sweep if nothing did
         self._devnull = os.open(os.devnull, os.O_RDWR)
         self._actions = [
@@ -372,3 +375,5 @@ class ProcessBackend(Backend[P]):
 
 class LocalBackend(ProcessBackend[LocalOptions]):
     """`type = "local"`: the embedded default."""
+
+    contain_jobs = True
