@@ -56,7 +56,7 @@ PAYLOAD = {
     Ev.SUBMIT: Data(now=5.0), Ev.VETO: Data(), Ev.ACCEPTED: Data(jid="9"),
     Ev.REFUSED: Data(note="no"), Ev.UNSENT: Data(), Ev.STARTED: Data(now=6.0),
     Ev.ENDED: Data(rc=1, now=7.0), Ev.LOST: Data(now=7.0), Ev.CANCEL: Data(),
-    Ev.CANCEL_DONE: Data(rc=143), Ev.KEEP: Data(), Ev.HALT: Data(),
+    Ev.CANCEL_DONE: Data(rc=143), Ev.KEEP: Data(), Ev.HALT: Data(), Ev.GONE: Data(),
 }
 
 

@@ -49,6 +49,7 @@ class Ev(Enum):
     CANCEL = "cancel"        # the run asks it to stop
     CANCEL_DONE = "cancel_done"  # the cancel returned; rc as found (None: no rc file)
     KEEP = "keep"            # a plugin kept it through a cancel: the run lets go of it
+    GONE = "gone"            # re-attached, but neither alive nor ended: it never ran to its end
     HALT = "halt"            # the run stopped before it was submitted
 
 
@@ -62,7 +63,7 @@ class Fx(Enum):
     CANCEL = "cancel"    # put it in this cycle's cancel call
     RETRY = "retry"      # it was queued again: hold array submissions briefly
     HALT = "halt"        # a job failed for good under error_strategy = "halt"
-    HOOK = "hook"        # raise a plugin hook: (HOOK, (hook name, status the hook sees))
+    HOOK = "hook"        # raise a plugin hook: (HOOK, (hook name, status and trial it sees))
 
 
 Effect = tuple[Fx, object]
@@ -90,8 +91,9 @@ _W = (Fx.WATCH, None)
 _U = (Fx.UNWATCH, None)
 
 
-def _hook(name: str, status: str) -> Effect:
-    return (Fx.HOOK, (name, status))
+def _hook(name: str, status: str, trial: int) -> Effect:
+    """A hook sees the job as it was at this point (`trial`: the attempt it is about)."""
+    return (Fx.HOOK, (name, status, trial))
 
 
 @dataclass(slots=True)
@@ -189,7 +191,7 @@ _NO_DATA = Data()
 def _queue(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
     t._to(row, QUEUED)
     t.queue.append(row.idx)
-    return [_J, _hook("on_job_queued", QUEUED)]
+    return [_J, _hook("on_job_queued", QUEUED, row.trial)]
 
 
 def _done(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
@@ -227,7 +229,7 @@ def _accepted(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
     row.jid = d.jid
     if row.status == SUBMITTING:
         t._to(row, SUBMITTED)
-        return [_J, _hook("on_job_submitted", SUBMITTED)]
+        return [_J, _hook("on_job_submitted", SUBMITTED, row.trial)]
     return [_J]  # it started (or was asked to stop) before the answer came
 
 
@@ -241,7 +243,7 @@ def _unsent(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
 def _started(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
     row.started = row.started or d.now
     t._to(row, RUNNING)
-    return [_J, _hook("on_job_started", RUNNING)]
+    return [_J, _hook("on_job_started", RUNNING, row.trial)]
 
 
 def _noop(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
@@ -254,22 +256,22 @@ def _ended(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
     """The job's outcome: success, a retry, or a failure for good."""
     fx: list[Effect] = [_U, _J]
     if row.status in (SUBMITTING, SUBMITTED):  # it ended between two looks: it did start
-        fx.append(_hook("on_job_started", RUNNING))
+        fx.append(_hook("on_job_started", RUNNING, row.trial))
     row.rc, row.ended = d.rc, d.now
     if d.note:
         row.note = d.note
     if d.rc == 0:
         t._to(row, SUCCEEDED)
-        fx.append(_hook("on_job_succeeded", SUCCEEDED))
+        fx.append(_hook("on_job_succeeded", SUCCEEDED, row.trial))
         return fx
     policy = t.policies[row.grp]
-    fx.append(_hook("on_job_failed", FAILED))
+    fx.append(_hook("on_job_failed", FAILED, row.trial))
     if not t.stopping and row.trial - row.first_trial < policy.retries:
         row.trial += 1
         t.retried.add(row.idx)
         t._to(row, QUEUED)
         t.queue.append(row.idx)
-        fx += [_hook("on_job_queued", QUEUED), (Fx.RETRY, None)]
+        fx += [_hook("on_job_queued", QUEUED, row.trial), (Fx.RETRY, None)]
         return fx
     t._to(row, FAILED)
     if policy.halt and not t.stopping:
@@ -293,17 +295,30 @@ def _cancel_end(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
     row.rc, row.ended = d.rc, d.now
     if d.rc == 0:
         t._to(row, SUCCEEDED)
-        return [_U, _J, _hook("on_job_succeeded", SUCCEEDED)]
+        return [_U, _J, _hook("on_job_succeeded", SUCCEEDED, row.trial)]
     if not t.stopping:
         row.trial += 1
         row.first_trial += 1  # not one of the job's retries
         row.note = "cancelled with an earlier run: it runs again"
         t._to(row, QUEUED)
         t.queue.append(row.idx)
-        return [_U, _J, _hook("on_job_queued", QUEUED)]
+        return [_U, _J, _hook("on_job_queued", QUEUED, row.trial)]
     row.note = d.note or "cancelled"
     t._to(row, CANCELLED)
-    return [_U, _J, _hook("on_job_killed", CANCELLED)]
+    return [_U, _J, _hook("on_job_killed", CANCELLED, row.trial)]
+
+
+def _gone(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
+    """An earlier runner's job that is neither alive nor ended runs again (not a retry)."""
+    row.note = d.note or "its earlier runner died; it will run again"
+    if t.stopping:
+        t._to(row, CANCELLED)
+        return [_U, _J]
+    row.trial += 1
+    row.first_trial += 1
+    t._to(row, QUEUED)
+    t.queue.append(row.idx)
+    return [_U, _J, _hook("on_job_queued", QUEUED, row.trial)]
 
 
 def _keep(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
@@ -340,6 +355,7 @@ TRANSITIONS: dict[tuple[str, Ev], Handler] = {
     **{(s, Ev.CANCEL): _cancel for s in _SENT},
     **{(s, Ev.KEEP): _keep for s in _SENT},
     (CANCELLING, Ev.CANCEL): _noop,
+    **{(s, Ev.GONE): _gone for s in LIVE},
     (CANCELLING, Ev.ENDED): _cancel_end,
     (CANCELLING, Ev.LOST): _cancel_end,
     (CANCELLING, Ev.CANCEL_DONE): _cancel_end,
@@ -361,5 +377,6 @@ TARGETS: dict[Handler, frozenset[str]] = {
     _lost: frozenset({QUEUED, FAILED}),
     _cancel: frozenset({CANCELLING}),
     _keep: frozenset(_SENT),
+    _gone: frozenset({QUEUED, CANCELLED}),
     _cancel_end: frozenset({SUCCEEDED, QUEUED, CANCELLED}),
 }
