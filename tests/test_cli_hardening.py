@@ -291,3 +291,36 @@ def test_a_signal_at_any_instant_ends_with_130_and_one_line(write_spec: Write, t
         assert "Traceback" not in err and "Exception ignored" not in err, (delay, err)
         assert "interrupted" in err or "received" in err, (delay, err)
     assert pids_left("sleep 61.7") == []
+
+
+# -- the pieces, in this process -----------------------------------------------------------------
+def test_visible_spells_out_controls_but_newline_tab_and_crlf() -> None:
+    from xqdecl.streams import VisibleDecoder, visible
+
+    assert visible("a\tb\nc\r\nd") == "a\tb\nc\r\nd"
+    assert visible("\x1b[2J\x07\x00\rx\x7f\x9b") == "\\x1b[2J\\x07\\x00\\rx\\x7f\\x9b"
+    dec = VisibleDecoder()  # chunks cut inside a CRLF and inside a UTF-8 character
+    parts = [dec.feed(b"a\r"), dec.feed(b"\nb\r"), dec.feed(b"c\xe2\x82"),
+             dec.feed(b"\xac\xff\x1b"), dec.feed(b"", final=True)]
+    assert "".join(parts) == "a\r\nb\\rc€\\xff\\x1b"
+
+
+def test_a_stream_whose_reader_left_never_raises() -> None:
+    from xqdecl.streams import SafeStream, write_bytes
+
+    r, w = os.pipe()
+    os.close(r)
+    stream = SafeStream(os.fdopen(w, "w", buffering=1))
+    stream.write("one line\n")  # EPIPE: swallowed, and the fd now goes to /dev/null
+    stream.flush()
+    assert stream.broken and not stream.isatty()
+    stream.write("more\n" * 10000)
+    stream.flush()
+    assert os.readlink(f"/proc/self/fd/{stream.fileno()}") == os.devnull
+    stream.stream.close()  # what was left in its buffer goes to /dev/null
+    r2, w2 = os.pipe()
+    os.close(r2)
+    assert write_bytes(w2, b"x" * 100000) is False
+    assert write_bytes(w2, b"y") is True  # pointed at /dev/null by then
+    os.close(w2)
+    assert SafeStream(None).write("nowhere") == len("nowhere")

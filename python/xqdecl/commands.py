@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import os
-import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
-from xqdecl import journal as J
 from xqdecl.backends import backend_class
 from xqdecl.backends.base import BackendContext
 from xqdecl.engine import Runner
 from xqdecl.errors import BackendError, ExitCode, UnknownJobError
 from xqdecl.hooks import load_hooks
 from xqdecl.init_spec import write_starter
-from xqdecl.journal import Journal, JournalReader
+from xqdecl.journal import JournalReader
+from xqdecl.kill import stop_run
 from xqdecl.layout import RunDir, locate
-from xqdecl.lock import RunLock, holder_of, holder_pid
 from xqdecl.output import Output, print_status
 from xqdecl.plan import Plan, render_job, write_wrapper
 from xqdecl.report import RunStats, collect, job_json, status_json, write_report
@@ -259,108 +254,6 @@ def init(path: str, out: Output, with_schema: bool) -> int:
 
 
 def kill(path: str, out: Output, wait: float = 15.0) -> int:
-    """Ask the run's runner to cancel its live jobs; when it does not stop within
-    `wait` seconds (stopped, stuck), cancel them here through the backend. With no
-    runner, cancel the live jobs the journal lists."""
+    """Cancel every live job of a run (see xqdecl.kill)."""
     spec = load_spec(path)
-    rd = _rundir(spec)
-    if not rd.journal.exists():
-        out.info(f"run {spec.name}: nothing to kill (never started)")
-        if out.mode == "json":
-            out.json({"run": spec.name, "runner": None, "cancelled": 0})
-        return ExitCode.OK
-    pid = holder_pid(rd.lock)
-    holder = holder_of(rd.lock)
-    if holder is None:
-        return asyncio.run(_kill_direct(spec, rd, out))
-    (rd.root / "kill.request").write_text(f"{time.time()}\n")
-    if pid is not None:
-        with contextlib.suppress(OSError):  # gone meanwhile, or not ours to signal
-            os.kill(pid, signal.SIGTERM)
-    out.info(f"run {spec.name}: asked its runner ({holder}) to cancel every live job")
-    deadline = time.monotonic() + wait
-    while holder_of(rd.lock) is not None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if holder_of(rd.lock) is None:
-        out.info(f"run {spec.name}: its runner has stopped")
-        if out.mode == "json":
-            out.json({"run": spec.name, "runner": holder, "cancelled": None, "answered": True})
-        return ExitCode.OK
-    out.info(f"run {spec.name}: its runner ({holder}) did not answer within {wait:g} s "
-             "(stopped or stuck): cancelling its live jobs here, through the backend")
-    return asyncio.run(_kill_around(spec, rd, out, holder))
-
-
-def _live_rows(rd: RunDir) -> list[J.JobRow]:
-    """The journal's live jobs, read without writing (a runner may still hold it)."""
-    reader = JournalReader(rd.journal)
-    try:
-        return [r for r in reader.rows() if r.status in J.LIVE]
-    finally:
-        reader.close()
-
-
-async def _cancel_rows(spec: Spec, rows: list[J.JobRow]) -> str | None:
-    """Cancel the rows' jobs at the backend; the reason when it could not."""
-    backend = _backend(spec, Plan(spec))
-    try:
-        jids = [r.jid for r in rows if r.jid]
-        if jids:
-            await backend.cancel(jids)
-    except BackendError as exc:
-        return str(exc)
-    finally:
-        with contextlib.suppress(BackendError, OSError):
-            await backend.close()
-    return None
-
-
-def _record_cancelled(rd: RunDir, rows: list[J.JobRow], note: str) -> None:
-    journal = Journal(rd.journal)
-    try:
-        journal.db.execute("PRAGMA busy_timeout=3000")  # a stuck runner may hold it
-        for r in rows:
-            r.status, r.note, r.ended = J.CANCELLED, note, time.time()
-        journal.update(rows)
-    finally:
-        journal.close()
-
-
-async def _kill_around(spec: Spec, rd: RunDir, out: Output, holder: str) -> int:
-    """The runner holds the run but does not answer: cancel its live jobs anyway."""
-    rows = _live_rows(rd)
-    failed = await _cancel_rows(spec, rows)
-    if failed is not None:
-        out.error(f"xqdecl: run {spec.name}: could not cancel its live jobs: {failed}")
-        if out.mode == "json":
-            out.json({"run": spec.name, "runner": holder, "cancelled": 0, "answered": False,
-                      "error": failed})
-        return ExitCode.BACKEND
-    try:
-        _record_cancelled(rd, rows, "cancelled by xqdecl kill (its runner did not answer)")
-    except BackendError as exc:
-        out.error(f"xqdecl: warning: the journal still shows them live: {exc}")
-    out.info(f"run {spec.name}: cancelled {len(rows)} live jobs; its runner ({holder}) is "
-             "still there and will stop by itself if it resumes")
-    if out.mode == "json":
-        out.json({"run": spec.name, "runner": holder, "cancelled": len(rows),
-                  "answered": False})
-    return ExitCode.OK
-
-
-async def _kill_direct(spec: Spec, rd: RunDir, out: Output) -> int:
-    """No runner: cancel the live jobs the journal lists, holding the run's lock."""
-    lock = RunLock(rd.lock)
-    lock.acquire()
-    try:
-        rows = _live_rows(rd)
-        failed = await _cancel_rows(spec, rows)
-        if failed is not None:
-            raise BackendError(f"could not cancel the live jobs of run {spec.name}: {failed}")
-        _record_cancelled(rd, rows, "cancelled by xqdecl kill")
-    finally:
-        lock.release()
-    out.info(f"run {spec.name}: cancelled {len(rows)} live jobs")
-    if out.mode == "json":
-        out.json({"run": spec.name, "runner": None, "cancelled": len(rows)})
-    return ExitCode.OK
+    return stop_run(spec, _rundir(spec), out, wait, lambda: _backend(spec, Plan(spec)))
