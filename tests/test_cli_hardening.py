@@ -324,3 +324,46 @@ def test_a_stream_whose_reader_left_never_raises() -> None:
     assert write_bytes(w2, b"y") is True  # pointed at /dev/null by then
     os.close(w2)
     assert SafeStream(None).write("nowhere") == len("nowhere")
+
+
+def test_kill_says_so_and_exits_4_when_the_backend_cannot_cancel(write_spec: Write,
+                                                                 tmp_path: Path) -> None:
+    """A runner on another host holds the run and does not answer; scancel fails."""
+    from xqdecl.journal import JobRow, Journal
+    from xqdecl.layout import RunDir, locate
+    from xqdecl.spec import load_spec
+
+    scancel = tmp_path / "scancel"
+    scancel.write_text("#!/bin/sh\necho 'scancel: error: the controller is down' >&2\nexit 1\n")
+    scancel.chmod(0o755)
+    spec = write_spec(f"""
+        name = "far"
+        [scheduler]
+        type = "slurm"
+        scancel = "{scancel}"
+        [[jobs]]
+        name = "a"
+        cmd = "true"
+    """)
+    rd = RunDir(locate(load_spec(spec)).local)
+    rd.root.mkdir(parents=True)
+    journal = Journal(rd.journal)
+    journal.replace_all([JobRow(0, "a", 0, "h", "running", jid="4242")])
+    journal.close()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time\n"
+         "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'elsewhere 77\\n')\n"
+         "print('held', flush=True); time.sleep(120)", str(rd.lock)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        kill = subprocess.run(_cli("kill", str(spec), "--wait", "0.5"), capture_output=True,
+                              text=True, timeout=90)
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert kill.returncode == 4, kill.stderr
+    assert "(elsewhere pid 77) did not answer" in kill.stderr
+    assert "could not cancel its live jobs" in kill.stderr and "controller is down" in kill.stderr
+    assert "Traceback" not in kill.stderr
