@@ -96,6 +96,15 @@ def test_a_rundir_of_the_earlier_format_is_adopted(xq: Xq, write_spec: Write,
     assert len(_ran(tmp_path)) == 3  # nothing ran again
 
 
+def test_a_report_before_the_first_run_does_not_block_it(xq: Xq, write_spec: Write,
+                                                         tmp_path: Path) -> None:
+    spec = write_spec(SPEC.replace("[ {i} != 2 ] || [ -e ok ]", "true"))
+    xq("report", str(spec))
+    assert (tmp_path / ".xqdecl" / "spec" / "report.html").exists()
+    code, _, err = xq("run", str(spec))
+    assert code == 0, err
+
+
 def test_status_logs_kill_claim_no_folder(xq: Xq, write_spec: Write, tmp_path: Path) -> None:
     spec = write_spec(SPEC)
     user = tmp_path / ".xqdecl" / "spec"

@@ -15,8 +15,10 @@ from xqdecl.errors import StoreError
 MARKER = ".xqdecl-run"
 #: the layout version written into the marker
 FORMAT = 1
-#: files or folders only a run directory of the format before the marker has
+#: files only a run directory of the format before the marker has
 _OLD_FORMAT_SIGNS = ("journal.db", "runner.lock")
+#: what `status` and `report` may leave in a run's folder before any run made it
+_LEFT_BY_READERS = frozenset({"journal.mirror.db", "report.html"})
 
 
 class RunDir:
@@ -105,6 +107,8 @@ class RunDir:
             return ""
         if any(n in names for n in _OLD_FORMAT_SIGNS) or has_job_folders(self.jobs):
             return ""  # an earlier xqdecl's run directory: adopt it
+        if _LEFT_BY_READERS.issuperset(names):
+            return ""  # `xqdecl report` or a cloud run's `status` came first
         shown = ", ".join(sorted(names)[:3]) + (", ..." if len(names) > 3 else "")
         return f"it has no {MARKER} file and holds other files: {shown}"
 
