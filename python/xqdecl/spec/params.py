@@ -166,7 +166,7 @@ def read_params_file(path: str) -> tuple[Values, list[Values]]:
         except csv.Error as exc:
             raise ParamsFileError(f"cannot parse params file {path}: {exc}") from None
     else:  # TSV has no quoting: every character between tabs is part of the value
-        lines = (line.removesuffix("\r") for line in text.split("\n"))  # only \n ends a row
+        lines = text.replace("\r\n", "\n").split("\n")  # only a line break ends a row
         records = [line.split("\t") for line in lines if line]
     if not records:
         raise ParamsFileError(f"params file is empty (no header row): {path}")
