@@ -375,3 +375,12 @@ def test_validate_refuses_missing_cwd(write_spec: Callable[..., Path], xq: CLI) 
     spec = write_spec('[[jobs]]\ncmd = "true"\ncwd = "missing"\n')
     assert_clean_spec_error(xq("validate", str(spec)),
                             "spec.toml:3:7: jobs[0].cwd: the working folder does not exist")
+
+
+# 8. the same class elsewhere --------------------------------------------------------------
+
+
+def test_workdir_that_is_a_file(here: Path) -> None:
+    Path("state").write_text("")
+    found = issues_of('workdir = "state"\n[[jobs]]\ncmd = "true"\n')
+    assert found == [f"spec.toml:1:11: workdir: the workdir {here}/state is not a directory"]

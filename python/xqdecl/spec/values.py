@@ -237,4 +237,8 @@ def check_workdir(value: str, base: Path) -> str:
         return value
     if "{" in value:
         raise PydanticCustomError("workdir_template", "the workdir cannot hold placeholders")
-    return join_path(base, value)
+    path = join_path(base, value)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise PydanticCustomError("workdir_file", "the workdir {path} is not a directory",
+                                  {"path": path})
+    return path
