@@ -3,8 +3,9 @@
 For each group: its parameter axes (`params`), its effective settings (run
 settings updated by the group's, with the group's partial scheduler options
 validated against the run's backend model), and its templates, each parsed
-once and checked against the group's parameter names. Then every job name
-is rendered once to prove the names unique. Problems are collected with
+once and checked against the group's parameter names, then against what a
+job can receive (`xqdecl.spec.guards`: characters, local working folders).
+Then every job name is rendered once to prove the names unique. Problems are collected with
 their paths and raised together as `SpecIssues`.
 """
 
