@@ -121,6 +121,7 @@ def test_no_sleep_on_the_normal_path(tmp_path: Path) -> None:
     _run(script)
     assert time.monotonic() - t0 < 1.5
     assert "eval" not in text
+    assert "sleep" not in text  # the timeout and the kill grace use no external sleep
 
 
 def test_prescript_and_postscript(tmp_path: Path) -> None:
