@@ -19,24 +19,34 @@ from pathlib import Path
 import pytest
 
 from tests.waits import wait_for_file
-from xqdecl.backends.contain import CONTAIN_ENV, CgroupJail, run_token
+from xqdecl.backends.contain import CONTAIN_ENV, ROOT_ENV, CgroupJail, run_token
 
 Write = Callable[..., Path]
 
 
-def _cgroups_writable() -> bool:
+V1_ROOT = "/sys/fs/cgroup/freezer/xqdecl"  # the v1 freezer hierarchy, where mounted
+
+
+def _cgroups_writable(version: int) -> bool:
     jail = CgroupJail.find(f"probe.{os.getpid()}")
-    if jail is None:
+    if jail is None or jail.version != version:
         return False
     jail.close(0)
     return True
 
 
-@pytest.fixture(params=["cgroup", "reaper"])
+@pytest.fixture(params=["cgroup", "cgroup-v1", "reaper"])
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    if request.param == "cgroup" and not _cgroups_writable():
-        pytest.skip("no writable cgroup hierarchy on this machine")
-    monkeypatch.setenv(CONTAIN_ENV, "auto" if request.param == "cgroup" else "reaper")
+    if request.param == "reaper":
+        monkeypatch.setenv(CONTAIN_ENV, "reaper")
+    else:
+        monkeypatch.setenv(CONTAIN_ENV, "auto")
+        version = 2
+        if request.param == "cgroup-v1":
+            monkeypatch.setenv(ROOT_ENV, V1_ROOT)
+            version = 1
+        if not _cgroups_writable(version):
+            pytest.skip(f"no writable cgroup v{version} hierarchy on this machine")
     yield request.param
 
 
@@ -134,7 +144,7 @@ def test_background_child_ends_after_runner_sigkill_and_reattach(
         _, err = rerun.communicate(timeout=60)
         assert rerun.returncode == 0, err
         assert _still_there(procs) == []
-        if mode == "cgroup":
+        if mode != "reaper":
             _no_cgroups_left(spec, "bg")
     finally:
         _reap_leftovers(procs)
@@ -167,7 +177,7 @@ def test_term_ignoring_children_end_after_a_cancel_whose_runner_died(
         _, err = rerun.communicate(timeout=60)
         assert rerun.returncode in (0, 1), err
         assert _still_there(procs) == []
-        if mode == "cgroup":
+        if mode != "reaper":
             _no_cgroups_left(spec, "term")
     finally:
         _reap_leftovers(procs)
@@ -188,7 +198,7 @@ def test_setsid_daemon_ends_with_its_job(mode: str, write_spec: Write, tmp_path:
         _, err = run.communicate(timeout=60)
         assert run.returncode == 0, err
         assert _still_there(procs) == []
-        if mode == "cgroup":
+        if mode != "reaper":
             _no_cgroups_left(spec, "daemon")
     finally:
         _reap_leftovers(procs)
@@ -213,7 +223,7 @@ def test_child_in_another_process_group_ends_at_the_timeout(
         rc = (tmp_path / ".xqdecl" / "pgrp" / "jobs" / "0" / "rc.0").read_text()
         assert "timed out" in rc
         assert _still_there(procs) == []
-        if mode == "cgroup":
+        if mode != "reaper":
             _no_cgroups_left(spec, "pgrp")
     finally:
         _reap_leftovers(procs)
