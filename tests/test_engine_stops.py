@@ -107,7 +107,7 @@ def test_a_workdir_made_read_only_is_an_infrastructure_error(
         # the job-facing folders (the journal's own files stay writable: SQLite maps them)
         if not all(_immutable(rundir / d, True) for d in ("jobs", "events")):
             pytest.skip("chattr +i does not work on this filesystem")
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -140,7 +140,7 @@ def test_a_deleted_workdir_stops_the_run_with_exit_4(
     try:
         assert wait_for_file(tmp_path / "started-0", 60)
         subprocess.run(["rm", "-rf", str(tmp_path / ".xqdecl")], check=True)
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -166,7 +166,7 @@ def test_a_signal_while_a_large_spec_is_planned_ends_the_run_at_once(
         assert wait_for_file(tmp_path / "started-0", 90)  # long before 2,000,000 are planned
         os.kill(proc.pid, sig)
         t0 = time.monotonic()
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
         took = time.monotonic() - t0
     finally:
         if proc.poll() is None:

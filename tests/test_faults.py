@@ -223,7 +223,7 @@ def test_a_scheduler_that_keeps_failing_ends_the_run_with_4(
         raise BackendError("controller unreachable (simulated)")
 
     monkeypatch.setattr(LocalBackend, "query", broken)
-    monkeypatch.setattr("xqdecl.runner.MAX_BACKEND_FAILURES", 3)
+    monkeypatch.setattr("xqdecl.engine.submitter.MAX_BACKEND_FAILURES", 3)
     spec = write_spec("""
         [[jobs]]
         cmd = ["sleep", "30"]
@@ -251,7 +251,7 @@ def test_hostile_values_are_never_executed(write_spec: Write, tmp_path: Path,
         workdir = {json.dumps(str(workdir))}
         [[jobs]]
         prescript = "echo pre {{v}} >> pre.txt"
-        name = "h{{index}} {{v}}"
+        name = "h{{index}}"  # a name must be one safe line: the values go everywhere else
         cmd = "printf '%s|' {{v}} >> out.txt; echo >> out.txt"
         matrix = {{ v = {json.dumps(HOSTILE)} }}
         env = {{ HOSTILE = "{{v}}" }}

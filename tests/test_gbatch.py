@@ -214,7 +214,7 @@ def test_rejected_submission_fails_its_jobs_with_gclouds_words(
 def test_unavailable_service_is_a_backend_error(tmp_path: Path, fake_gcloud: Path,
                                                 counted: list[int],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from xqdecl import runner
+    from xqdecl.engine import submitter as runner
 
     monkeypatch.setattr(runner, "MAX_BACKEND_FAILURES", 2)
     monkeypatch.setenv("FAKE_GCLOUD_FAIL_SUBMIT", "UNAVAILABLE: the service is down")

@@ -77,7 +77,7 @@ def check_invariants(t: JobTable, taken: set[int] = frozenset()) -> None:  # typ
     for g, gc in enumerate(t.group_counts):
         assert {k: v for k, v in gc.items() if v} == dict(
             Counter(r.status for r in t.rows if r.grp == g))
-    live = {r.idx for r in t.rows if r.status in LIVE and not (r.note or "").startswith("kept")}
+    live = {r.idx for r in t.rows if r.status in LIVE and r.idx not in t.kept}
     assert set(t.inflight) == live
     assert sorted(t.queue) == sorted(set(t.queue))  # no job queued twice
     queued = {r.idx for r in t.rows if r.status == QUEUED}

@@ -15,7 +15,7 @@ import pytest
 
 import xqdecl
 from tests.conftest import REPO
-from xqdecl.runner import Reporter, Runner
+from xqdecl.engine import Reporter, Runner
 
 Xq = Callable[..., tuple[int, str, str]]
 EXAMPLES = REPO / "examples" / "plugins"

@@ -13,9 +13,9 @@ import pytest
 
 import xqdecl
 from xqdecl import plugin
+from xqdecl.engine import Reporter
 from xqdecl.errors import SpecError
 from xqdecl.hooks import NO_HOOKS, PluginHooks
-from xqdecl.runner import Reporter
 
 Xq = Callable[..., tuple[int, str, str]]
 MakeModule = Callable[[str, str], Path]
@@ -306,10 +306,10 @@ def test_active_names_exactly_the_implemented_hooks(make_module: MakeModule) -> 
 
 
 def test_a_run_without_plugins_raises_no_hooks(tmp_path: Path) -> None:
-    from xqdecl.runner import Runner
+    from xqdecl.engine import Runner
 
     runner = Runner(xqdecl.load_spec(spec_file(tmp_path, [], n=1)))
-    assert runner.hooks is NO_HOOKS and not runner._hooked
+    assert runner.hooks is NO_HOOKS and not runner.fx.active
 
 
 def test_the_job_view_carries_what_the_contract_lists(make_module: MakeModule,
@@ -343,7 +343,7 @@ def test_a_plugin_raising_while_the_run_stops_leaves_no_job_behind(
     import asyncio
     import time
 
-    from xqdecl.runner import Runner
+    from xqdecl.engine import Runner
 
     make_module("stop_boom_xq", """
         from xqdecl import plugin

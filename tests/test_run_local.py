@@ -103,9 +103,11 @@ def test_halt_cancels_the_rest(xq: Xq, write_spec: Write) -> None:
     code, _, err = xq("run", str(spec))
     assert code == 1, err
     assert time.monotonic() - t0 < 30
-    counts = _status(xq, spec)["counts"]
-    assert counts["failed"] == 1
-    assert counts["cancelled"] == 5
+    st = _status(xq, spec)
+    assert st["counts"]["failed"] == 1
+    assert st["counts"]["cancelled"] == 5
+    # the two that were running made one attempt; the three never started made none
+    assert sorted(j["trials"] for j in st["jobs"]) == [0, 0, 0, 1, 1, 1]
 
 
 def test_timeout_fails_the_job_and_says_so(xq: Xq, write_spec: Write) -> None:
@@ -331,25 +333,37 @@ def test_unknown_job_and_missing_spec(xq: Xq, write_spec: Write) -> None:
 
 def test_fresh_and_lost_journal_never_reuse_old_files(xq: Xq, write_spec: Write,
                                                      tmp_path: Path) -> None:
+    """A new run's first attempt is trial 0; earlier attempts go under history/, kept."""
     spec = write_spec("""
         [[jobs]]
-        cmd = "echo run; [ -e ok ]"
+        cmd = "echo run $XQDECL_TRIAL; [ -e ok ]"
     """)
     assert xq("run", str(spec))[0] == 1
     (tmp_path / "ok").write_text("")
     code, _, err = xq("run", str(spec), "--fresh")
     assert code == 0, err
-    meta = tmp_path / ".xqdecl" / "spec" / "jobs" / "0"
-    assert (meta / "rc.0").read_text().startswith("1\n")  # the first run's outcome, kept
-    assert (meta / "rc.1").read_text().startswith("0\n")
-    # the journal is lost: the files of trials 0 and 1 are still never reused
+    rundir = tmp_path / ".xqdecl" / "spec"
+    meta = rundir / "jobs" / "0"
+    assert (meta / "rc.0").read_text().startswith("0\n")  # this run's attempt 0
+    assert (meta / "stdout.0").read_text() == "run 0\n"
+    kept = list(rundir.glob("history/*/0/rc.0"))  # the first run's outcome, kept aside
+    assert len(kept) == 1 and kept[0].read_text().startswith("1\n")
+    assert _status(xq, spec)["jobs"][0]["trials"] == 1
+    # the journal is lost: its files say the job succeeded, so it is not run again
     (tmp_path / "ok").unlink()
-    for f in meta.parent.parent.glob("journal.db*"):
+    for f in rundir.glob("journal.db*"):
         f.unlink()
+    code, _, err = xq("run", str(spec))
+    assert code == 0, err
+    assert not (meta / "rc.1").exists()
+    # lost again, and the definition changed: it runs again from trial 0, nothing overwritten
+    for f in rundir.glob("journal.db*"):
+        f.unlink()
+    spec.write_text(spec.read_text().replace("echo run", "echo run again"))
     code, _, _ = xq("run", str(spec))
     assert code == 1
-    assert (meta / "rc.2").read_text().startswith("1\n")
-    assert (meta / "rc.1").read_text().startswith("0\n")
+    assert (meta / "rc.0").read_text().startswith("1\n")
+    assert sorted(p.read_text()[:2] for p in rundir.glob("history/*/0/rc.0")) == ["0\n", "1\n"]
 
 
 def test_second_interrupt_kills_without_waiting(xq: Xq, write_spec: Write, tmp_path: Path) -> None:

@@ -230,7 +230,7 @@ def test_no_reachable_server_is_a_backend_error(tmp_path: Path, ssh_server: Any)
 
 def test_run_with_no_reachable_server_exits_4(tmp_path: Path, ssh_server: Any,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from xqdecl import runner
+    from xqdecl.engine import submitter as runner
 
     monkeypatch.setattr(runner, "MAX_BACKEND_FAILURES", 2)
     spec = make_spec(tmp_path, scheduler_of(ssh_server, CLOSED), 2)

@@ -30,7 +30,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from xqdecl.engine import Reporter, RunResult
+from xqdecl.engine.result import Reporter, RunResult
 from xqdecl.journal import STATUSES
 from xqdecl.report import DONE, RunStats, collect, ensure_report, fmt_duration
 from xqdecl.streams import for_terminal, safe

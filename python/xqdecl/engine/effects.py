@@ -35,6 +35,7 @@ class Effects:
         self.on_halt = on_halt
         self.poller: Poller | None = None
         self.release: Callable[[str], None] = lambda jid: None
+        self.note: Callable[[JobRow, str, int], None] = lambda row, text, trial: None
         self.dirty: set[int] = set()
         self.pending: list[tuple[str, JobView]] = []
         self.outbox: list[JobRow] = []  # to submit this cycle
@@ -59,6 +60,10 @@ class Effects:
                     self.poller.unwatch([index])
                 if jid:
                     self.release(jid)
+            elif fx is Fx.LET_GO:
+                self.lost_since.pop(index, None)
+                if self.poller is not None:
+                    self.poller.unwatch([index])
             elif fx is Fx.SUBMIT:
                 self.outbox.append(row)
             elif fx is Fx.CANCEL:
@@ -70,6 +75,9 @@ class Effects:
                 self.on_halt(row)
             elif fx is Fx.HOOK:
                 self._hook(row, arg)
+            elif fx is Fx.NOTE:
+                text, trial = arg  # type: ignore[misc]
+                self.note(row, text, trial)
         return row
 
     def _hook(self, row: JobRow, arg: Any) -> None:

@@ -104,12 +104,17 @@ class Runner:
         ctx = BackendContext(run=self.spec.name, rundir=self.rd.root,
                              mounted_rundir=self.plan.mounted_rundir, forks=self.forks,
                              wake=self.wake, message=self.reporter.message)
-        backend = self.backend_cls(self.spec.scheduler, ctx)
+        try:
+            backend = self.backend_cls(self.spec.scheduler, ctx)
+        except BaseException:
+            store.close()
+            raise
         self.backend = backend
         self.hooks.bind(backend, self.reporter.message)
         self.poller: Any = (CloudPoller(self.cloud) if self.cloud is not None
                             else make_poller(str(self.rd.root)))
         self.fx.poller, self.fx.release = self.poller, backend.release
+        self.fx.note = store.write_note
         info = run_info(self.spec, self.rd.root, self.table.counts, self)
         try:
             if "on_init" in self.hooks.active:  # before any wrapper (and its snippets)
@@ -194,6 +199,7 @@ class Runner:
                 await self._polling()
             if now >= next_query or backend.query_interval <= 0:
                 next_query = now + max(backend.query_interval, 0.5)
+                self.store.check_lock()
                 if self.store.kill_requested():
                     self.reporter.message("kill requested: cancelling live jobs")
                     self.request_stop()

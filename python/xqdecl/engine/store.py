@@ -18,7 +18,7 @@ from typing import Any
 from xqdecl import journal as J
 from xqdecl import recover
 from xqdecl.cloud import CloudPoller, CloudStore
-from xqdecl.errors import BackendError
+from xqdecl.errors import BackendError, StoreError
 from xqdecl.journal import JobRow, Journal
 from xqdecl.layout import RunDir, has_job_folders, read_or_none, wrapper_hash
 from xqdecl.lock import RunLock
@@ -118,6 +118,21 @@ class RunStore:
             self._next_mirror = time.monotonic() + MIRROR_INTERVAL
             self.cloud.write_bytes("journal.db", self.journal.snapshot())
 
+    def write_note(self, row: JobRow, note: str, trial: int) -> None:
+        """What the runner knows of an attempt beyond its rc, for `status` and `logs`."""
+        path = self.rd.file(row.idx, "notes", trial)
+        with contextlib.suppress(OSError), open(path, "a", encoding="utf-8") as fh:
+            fh.write(f"xqdecl: {note}\n")
+        if self.cloud is not None:
+            with contextlib.suppress(BackendError, OSError):
+                self.cloud.write_bytes(f"jobs/{row.idx}/notes.{trial}", path.read_bytes())
+
+    def check_lock(self) -> None:
+        """Someone removed or replaced runner.lock: a second runner could start; stop."""
+        if not self.lock.still_held():
+            raise StoreError(f"{self.rd.lock} was removed or replaced while this run held it: "
+                             "stopping, so that two runners never drive one run")
+
     def kill_requested(self) -> bool:
         """`xqdecl kill` from a host that cannot signal this runner leaves a request file."""
         request = self.rd.root / "kill.request"
@@ -150,3 +165,9 @@ class RunStore:
 
     def release(self) -> None:
         self.lock.release()
+
+    def close(self) -> None:
+        """Give everything back without a result (the run could not start)."""
+        with contextlib.suppress(Exception):
+            self.journal.close()
+        self.release()

@@ -59,10 +59,12 @@ class Fx(Enum):
     JOURNAL = "journal"  # write the job's row (in the cycle's one transaction)
     WATCH = "watch"      # watch its (index, trial) for start/end events
     UNWATCH = "unwatch"  # stop watching it; let the backend forget its jid
+    LET_GO = "let_go"    # stop watching it, but the backend keeps it running (a plugin said so)
     SUBMIT = "submit"    # put it in this cycle's submission
     CANCEL = "cancel"    # put it in this cycle's cancel call
     RETRY = "retry"      # it was queued again: hold array submissions briefly
     HALT = "halt"        # a job failed for good under error_strategy = "halt"
+    NOTE = "note"        # add to an attempt's notes file: (NOTE, (text, trial))
     HOOK = "hook"        # raise a plugin hook: (HOOK, (hook name, status and trial it sees))
 
 
@@ -122,6 +124,7 @@ class JobTable:
         self.queue: deque[int] = deque()
         self.inflight: dict[int, JobRow] = {}
         self.retried: set[int] = set()
+        self.kept: set[int] = set()  # live jobs a plugin kept through a cancel
         self.stopping = False  # no retries, no new submissions once the run stops
 
     # -- rows ----------------------------------------------------------------------------
@@ -142,7 +145,7 @@ class JobTable:
         """Feed one event to job `index`; returns the effects to carry out."""
         row = self.rows[index]
         handler = TRANSITIONS.get((row.status, event))
-        if handler is None:
+        if handler is None or index in self.kept:  # a kept job is no longer this run's
             raise TransitionError(row, event)
         return handler(self, row, data or _NO_DATA)
 
@@ -260,6 +263,7 @@ def _ended(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
     row.rc, row.ended = d.rc, d.now
     if d.note:
         row.note = d.note
+        fx.append((Fx.NOTE, (d.note, row.trial)))
     if d.rc == 0:
         t._to(row, SUCCEEDED)
         fx.append(_hook("on_job_succeeded", SUCCEEDED, row.trial))
@@ -324,7 +328,8 @@ def _gone(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
 def _keep(t: JobTable, row: JobRow, d: Data) -> list[Effect]:
     row.note = d.note or "kept running by a plugin (on_job_killing)"
     del t.inflight[row.idx]  # still live for the scheduler; this run lets go of it
-    return [_U, _J]
+    t.kept.add(row.idx)
+    return [(Fx.LET_GO, None), _J]
 
 
 def _halt(t: JobTable, row: JobRow, d: Data) -> list[Effect]:

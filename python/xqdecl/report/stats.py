@@ -97,8 +97,11 @@ class RunStats:
 
 
 def job_trials(row: JobRow) -> int:
-    """Attempts made so far: a queued job has not started its current trial."""
-    return row.trial if row.status == J.QUEUED else row.trial + 1
+    """Attempts made in the job's last run: a queued job has not started its current
+    trial, nor has one cancelled before it was submitted (a halt)."""
+    if row.status == J.QUEUED or (row.status == J.CANCELLED and row.ended is None):
+        return row.trial
+    return row.trial + 1
 
 
 def local_tail(rd: RunDir) -> TailFn:
