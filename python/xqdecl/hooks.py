@@ -244,7 +244,6 @@ class PluginHooks(Hooks):
         self.active = frozenset(self._table)
         self.plugins = tuple(plugins)  # names of the run's plugins, in call order
         self.scheduler: Any = None
-        self._info: RunInfo | None = None
         self._report: Callable[[str], None] = _stderr
         #: (plugin, hook) -> how many times it raised (or answered nonsense)
         self.errors: dict[tuple[str, str], int] = {}
@@ -255,8 +254,6 @@ class PluginHooks(Hooks):
             self._report = report
 
     async def call(self, name: str, *args: Any) -> list[Any]:
-        if name in RUN_HOOKS and args and not isinstance(args[0], RunInfo):
-            args = (self._info_of(args[0]), *args[1:])
         results = []
         for plugin, fn, is_async in self._table.get(name, ()):
             try:
@@ -270,12 +267,6 @@ class PluginHooks(Hooks):
             if out is not None:
                 results.append(out)
         return results
-
-    def _info_of(self, runner: Any) -> RunInfo:
-        """A runner that passes itself to the run hooks (the way before `run_info`)."""
-        if self._info is None or self._info._source is not runner:
-            self._info = run_info(runner.spec, runner.rd.root, runner.counts, runner)
-        return self._info
 
     def snippets(self, name: str, *args: Any) -> list[str]:
         args = (self.scheduler, *args)
@@ -316,7 +307,6 @@ class PluginHooks(Hooks):
         self._table = {}
         self.active = frozenset()
         self.scheduler = None
-        self._info = None
 
 
 def load_hooks(plugins: Sequence[str], spec: Any = None) -> Hooks:
