@@ -56,7 +56,7 @@ def worker(spec: str) -> None:
     a loaded machine disturb far less than the whole run's numbers.
     """
     import xqdecl
-    from xqdecl.hooks import PluginHooks
+    from xqdecl.plugin.hooks import PluginHooks
     from xqdecl.plan import Plan
 
     spent = [0.0]
@@ -108,7 +108,7 @@ def run_variant(tmp: Path, kind: str, jobs: int, forks: int) -> dict:
 async def per_call(n: int) -> list[tuple[str, float]]:
     """Seconds per call of the dispatch alone, and of building a JobView."""
     from xqdecl import plugin
-    from xqdecl.journal import JobRow
+    from xqdecl.store.journal import JobRow
     from xqdecl.plan import Plan
     from xqdecl.spec import spec_from_dict
 

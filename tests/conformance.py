@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 import xqdecl
-from xqdecl import journal as J
 from xqdecl.backends.base import Backend
 from xqdecl.errors import ExitCode
+from xqdecl.store import journal as J
 
 HOSTILE = ["a b", "it's", 'q"uote', "$HOME", "`id`", "$(id)", "*", "semi;colon", ""]
 

@@ -295,7 +295,7 @@ def test_a_signal_at_any_instant_ends_with_130_and_one_line(write_spec: Write, t
 
 # -- the pieces, in this process -----------------------------------------------------------------
 def test_visible_spells_out_controls_but_newline_tab_and_crlf() -> None:
-    from xqdecl.streams import VisibleDecoder, visible
+    from xqdecl.cli.streams import VisibleDecoder, visible
 
     assert visible("a\tb\nc\r\nd") == "a\tb\nc\r\nd"
     assert visible("\x1b[2J\x07\x00\rx\x7f\x9b") == "\\x1b[2J\\x07\\x00\\rx\\x7f\\x9b"
@@ -306,7 +306,7 @@ def test_visible_spells_out_controls_but_newline_tab_and_crlf() -> None:
 
 
 def test_a_stream_whose_reader_left_never_raises() -> None:
-    from xqdecl.streams import SafeStream, write_bytes
+    from xqdecl.cli.streams import SafeStream, write_bytes
 
     r, w = os.pipe()
     os.close(r)
@@ -329,9 +329,9 @@ def test_a_stream_whose_reader_left_never_raises() -> None:
 def test_kill_says_so_and_exits_4_when_the_backend_cannot_cancel(write_spec: Write,
                                                                  tmp_path: Path) -> None:
     """A runner on another host holds the run and does not answer; scancel fails."""
-    from xqdecl.journal import JobRow, Journal
-    from xqdecl.layout import RunDir, locate
     from xqdecl.spec import load_spec
+    from xqdecl.store.journal import JobRow, Journal
+    from xqdecl.store.layout import RunDir, locate
 
     scancel = tmp_path / "scancel"
     scancel.write_text("#!/bin/sh\necho 'scancel: error: the controller is down' >&2\nexit 1\n")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import xqdecl
-from xqdecl import journal as J
+from xqdecl.store import journal as J
 
 Write = Callable[..., Path]
 

@@ -17,9 +17,9 @@ import pytest
 
 import xqdecl
 from tests.conformance import BackendConformance
-from xqdecl import journal as J
 from xqdecl.backends.container import INIT, command_line, wrapper_cwd
 from xqdecl.spec import ContainerOptions
+from xqdecl.store import journal as J
 
 IMAGE = "docker.io/library/alpine"
 

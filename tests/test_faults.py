@@ -24,9 +24,9 @@ from hypothesis import strategies as st
 
 import xqdecl
 from tests.waits import pids_left, pids_with, wait_for_file
-from xqdecl import journal as J
 from xqdecl.backends.local import LocalBackend
 from xqdecl.errors import BackendError, ExitCode
+from xqdecl.store import journal as J
 
 Xq = Callable[..., tuple[int, str, str]]
 Write = Callable[..., Path]

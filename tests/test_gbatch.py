@@ -16,11 +16,11 @@ import pytest
 
 import xqdecl
 from tests.conformance import BackendConformance
-from xqdecl import journal as J
 from xqdecl.backends.base import Backend
 from xqdecl.backends.gbatch import GbatchBackend, job_config, mebibytes, merge, slug
 from xqdecl.errors import ExitCode
 from xqdecl.spec import GbatchOptions
+from xqdecl.store import journal as J
 
 DATA = Path(__file__).parent / "data" / "gbatch"
 JOB_NAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")  # the API's job id rule

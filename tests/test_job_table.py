@@ -20,7 +20,7 @@ from xqdecl.engine.table import (
     JobTable,
     TransitionError,
 )
-from xqdecl.journal import (
+from xqdecl.store.journal import (
     CANCELLED,
     CANCELLING,
     FAILED,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.oracles.liveness_ref import REFERENCE
-from xqdecl import liveness as lv
+from xqdecl.backends import liveness as lv
 from xqdecl.backends.base import JobState, Liveness
 
 native = pytest.importorskip("xqdecl._xqdecl")

@@ -188,9 +188,9 @@ def test_random_text(name: str, text: str, wanted: set[str]) -> None:
 
 
 def test_the_runtime_parsers_call_rust_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No switch selects the references at run time: xqdecl.liveness answers what the
+    """No switch selects the references at run time: xqdecl.backends.liveness answers what the
     Rust parser answers (here a stand-in for it), as shared JobState instances."""
-    from xqdecl import liveness as lv
+    from xqdecl.backends import liveness as lv
     from xqdecl.backends.base import Liveness
 
     monkeypatch.setenv("XQDECL_POLLER", "python")  # the old switch: gone

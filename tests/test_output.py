@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from xqdecl.cli.output import CliReporter, Output, QuietReporter, Rate, counts_line, summary
 from xqdecl.engine import RunResult
 from xqdecl.errors import ExitCode
-from xqdecl.journal import JobRow, Journal
-from xqdecl.layout import RunDir
-from xqdecl.output import CliReporter, Output, QuietReporter, Rate, counts_line, summary
+from xqdecl.store.journal import JobRow, Journal
+from xqdecl.store.layout import RunDir
 
 
 def _consoles(terminal: bool) -> tuple[Console, io.StringIO]:

@@ -15,7 +15,7 @@ import xqdecl
 from xqdecl import plugin
 from xqdecl.engine import Reporter
 from xqdecl.errors import SpecError
-from xqdecl.hooks import NO_HOOKS, PluginHooks
+from xqdecl.plugin.hooks import NO_HOOKS, PluginHooks
 
 Xq = Callable[..., tuple[int, str, str]]
 MakeModule = Callable[[str, str], Path]

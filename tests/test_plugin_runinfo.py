@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import xqdecl
-from xqdecl import hooks, plugin
-from xqdecl.hooks import RunInfo, run_info
+from xqdecl import plugin
+from xqdecl.plugin import hooks
+from xqdecl.plugin.hooks import RunInfo, run_info
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "plugins.md"
 

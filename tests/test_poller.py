@@ -12,8 +12,8 @@ import pytest
 
 from tests.oracles.poller_ref import PyPoller, parse_rc
 from xqdecl import _xqdecl as native
-from xqdecl import poller as poller_mod
-from xqdecl.poller import make_poller
+from xqdecl.store import poller as poller_mod
+from xqdecl.store.poller import make_poller
 
 IMPLS = {"python": PyPoller, "rust": native.Poller}
 

@@ -17,8 +17,8 @@ import pytest
 
 from tests.test_output import make_run
 from xqdecl import report
-from xqdecl.journal import JobRow
-from xqdecl.layout import RunDir
+from xqdecl.store.journal import JobRow
+from xqdecl.store.layout import RunDir
 
 Xq = Callable[..., tuple[int, str, str]]
 

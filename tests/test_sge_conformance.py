@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from tests.conformance import BackendConformance
-from xqdecl import journal as J
 from xqdecl.errors import ExitCode
+from xqdecl.store import journal as J
 
 
 @pytest.mark.sge

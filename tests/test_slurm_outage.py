@@ -14,7 +14,7 @@ import pytest
 
 import xqdecl
 from tests.conftest import REPO
-from xqdecl import journal as J
+from xqdecl.store import journal as J
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

@@ -15,11 +15,11 @@ import pytest
 
 import xqdecl
 from tests.conformance import BackendConformance
-from xqdecl import journal as J
 from xqdecl.backends.base import BackendContext, Liveness, Submission
 from xqdecl.backends.ssh import SshBackend, _Server
 from xqdecl.errors import BackendError, ExitCode
 from xqdecl.spec import SshOptions
+from xqdecl.store import journal as J
 
 pytestmark = pytest.mark.ssh
 

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.waits import wait_for_file
-from xqdecl import journal as J
 from xqdecl.errors import ExitCode, StoreError
-from xqdecl.layout import MARKER, RunDir, write_atomic
-from xqdecl.lock import RunLock
-from xqdecl.recover import open_journal
+from xqdecl.store import journal as J
+from xqdecl.store.layout import MARKER, RunDir, write_atomic
+from xqdecl.store.lock import RunLock
+from xqdecl.store.recover import open_journal
 
 Xq = Callable[..., tuple[int, str, str]]
 Write = Callable[..., Path]

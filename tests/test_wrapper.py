@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.waits import wait_for_file
-from xqdecl.wrapper import WrapperInput, command_line, render
+from xqdecl.plan.wrapper import WrapperInput, command_line, render
 
 
 def _make(tmp_path: Path, cmd: str | list[str], **kw: object) -> tuple[Path, Path]:
@@ -105,7 +105,7 @@ def test_timeout_term_then_recorded(tmp_path: Path) -> None:
 def test_timeout_kills_a_command_ignoring_term(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("xqdecl.wrapper.KILL_GRACE", 1)
+    monkeypatch.setattr("xqdecl.plan.wrapper.KILL_GRACE", 1)
     script, meta = _make(tmp_path, ["bash", "-c", "trap '' TERM; sleep 30"], timeout=0.3)
     t0 = time.monotonic()
     _run(script)

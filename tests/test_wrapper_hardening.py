@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.waits import wait_for_file
-from xqdecl.wrapper import WrapperInput, render
+from xqdecl.plan.wrapper import WrapperInput, render
 
 
 def _make(tmp_path: Path, cmd: str | list[str], index: int = 0, **kw: object) -> Path:
@@ -84,7 +84,7 @@ def test_empty_path_timeout_still_kills_and_records(tmp_path: Path) -> None:
 def test_empty_path_timeout_kill_grace_still_kills(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("xqdecl.wrapper.KILL_GRACE", 1)
+    monkeypatch.setattr("xqdecl.plan.wrapper.KILL_GRACE", 1)
     script = _make(tmp_path, ["/bin/bash", "-c", "trap '' TERM; /bin/sleep 30 & wait"],
                    env={"PATH": ""}, timeout=0.3)
     t0 = time.monotonic()

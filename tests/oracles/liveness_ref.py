@@ -1,6 +1,6 @@
 """The Python references of the Rust liveness parsers (`xqdecl._xqdecl.parse_*`).
 
-Not used at run time: `xqdecl.liveness` calls the Rust parsers only, and its
+Not used at run time: `xqdecl.backends.liveness` calls the Rust parsers only, and its
 docstring has the rules both follow. tests/test_liveness.py and
 tests/test_liveness_differential.py check that Rust and these agree
 (`REFERENCE` maps each parser's name to its reference). Only ASCII rules are
@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Collection, Iterable, Iterator
 
 from xqdecl.backends.base import JobState, Liveness
-from xqdecl.liveness import States, job_state
+from xqdecl.backends.liveness import States, job_state
 
 PENDING, RUNNING, DONE, FAILED = Liveness.PENDING, Liveness.RUNNING, Liveness.DONE, Liveness.FAILED
 

@@ -17,7 +17,7 @@ import stat
 import time
 from collections.abc import Iterable
 
-from xqdecl.poller import RC_READ_LIMIT, Change, parse_event_name
+from xqdecl.store.poller import RC_READ_LIMIT, Change, parse_event_name
 
 __all__ = ["RECENT_NS", "PyPoller", "parse_rc"]
 

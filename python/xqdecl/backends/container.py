@@ -26,8 +26,8 @@ from pathlib import Path
 from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission, Submitted
 from xqdecl.backends.local import ProcessBackend, _start_ticks
 from xqdecl.errors import SchedulerError
-from xqdecl.layout import tail
 from xqdecl.spec import ContainerOptions
+from xqdecl.store.layout import tail
 
 #: PID 1 of docker/podman containers: runs the wrapper ($0 = script, $1 = trial) as a
 #: child, forwards TERM/INT/HUP to it, exits with its status

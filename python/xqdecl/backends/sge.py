@@ -18,7 +18,7 @@ import shlex
 import time
 from collections.abc import Sequence
 
-from xqdecl import liveness
+from xqdecl.backends import liveness
 from xqdecl.backends.arrays import ArrayBackend
 from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission, Submitted
 from xqdecl.errors import SchedulerError

@@ -14,7 +14,7 @@ import re
 import shlex
 from collections.abc import Sequence
 
-from xqdecl import liveness
+from xqdecl.backends import liveness
 from xqdecl.backends.arrays import ArrayBackend
 from xqdecl.backends.base import BackendContext, JobState, Submission, Submitted
 from xqdecl.errors import SchedulerError

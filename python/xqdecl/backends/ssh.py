@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from xqdecl import liveness
+from xqdecl.backends import liveness
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
 from xqdecl.backends.command import run_command
 from xqdecl.errors import SchedulerError

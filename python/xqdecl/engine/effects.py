@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 from xqdecl.engine.table import Data, Ev, Fx, JobTable
-from xqdecl.hooks import Hooks, JobView
-from xqdecl.journal import JobRow
+from xqdecl.plugin.hooks import Hooks, JobView
+from xqdecl.store.journal import JobRow
 
 
 class Poller:  # the part of the poller interface the effects use

@@ -16,12 +16,12 @@ import hashlib
 import time
 from collections.abc import Callable, Iterator
 
-from xqdecl import journal as J
 from xqdecl.engine.effects import Effects
 from xqdecl.engine.table import Data, Ev
-from xqdecl.journal import JobRow
 from xqdecl.plan import Plan, render_job
 from xqdecl.spec import RenderedJob
+from xqdecl.store import journal as J
+from xqdecl.store.journal import JobRow
 
 #: jobs planned between two looks at the clock
 SLICE = 512

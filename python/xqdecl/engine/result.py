@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from xqdecl.errors import ExitCode
-from xqdecl.journal import JobRow
+from xqdecl.store.journal import JobRow
 
 
 @dataclass

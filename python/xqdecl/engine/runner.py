@@ -18,7 +18,6 @@ from typing import Any
 
 from xqdecl.backends import backend_class
 from xqdecl.backends.base import BackendContext
-from xqdecl.cloud import CloudPoller, CloudStore
 from xqdecl.engine.effects import Effects
 from xqdecl.engine.planner import Planner
 from xqdecl.engine.result import Reporter, RunResult, exit_code
@@ -28,12 +27,13 @@ from xqdecl.engine.submitter import Submitter
 from xqdecl.engine.table import Data, Ev, GroupPolicy, JobTable
 from xqdecl.engine.watcher import Watcher
 from xqdecl.errors import BackendError, ExitCode
-from xqdecl.hooks import Hooks, JobView, load_hooks, run_info
-from xqdecl.journal import FAILED, JobRow
 from xqdecl.plan import Plan
-from xqdecl.poller import make_poller
+from xqdecl.plugin.hooks import Hooks, JobView, load_hooks, run_info
 from xqdecl.report import write_report
 from xqdecl.spec import Spec
+from xqdecl.store.cloud import CloudPoller, CloudStore
+from xqdecl.store.journal import FAILED, JobRow
+from xqdecl.store.poller import make_poller
 
 #: seconds of planning per cycle while a large spec is planned
 PLAN_BUDGET = 0.05

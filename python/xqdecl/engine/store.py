@@ -4,7 +4,7 @@ unusable), the cloud copy of the journal, and the kill-request file.
 
 Earlier rows are read a slice at a time (planning never loads the whole
 journal); a job the journal has no row for, while its folder holds files,
-gets its row from those files (xqdecl.recover).
+gets its row from those files (xqdecl.store.recover).
 """
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from xqdecl import journal as J
-from xqdecl import recover
-from xqdecl.cloud import CloudPoller, CloudStore
 from xqdecl.errors import BackendError, StoreError
-from xqdecl.journal import JobRow, Journal
-from xqdecl.layout import RunDir, has_job_folders, read_or_none, wrapper_hash
-from xqdecl.lock import RunLock
 from xqdecl.plan import Plan
 from xqdecl.spec import Spec
+from xqdecl.store import journal as J
+from xqdecl.store import recover
+from xqdecl.store.cloud import CloudPoller, CloudStore
+from xqdecl.store.journal import JobRow, Journal
+from xqdecl.store.layout import RunDir, has_job_folders, read_or_none, wrapper_hash
+from xqdecl.store.lock import RunLock
 
 #: seconds between two copies of a cloud run's journal into its bucket
 MIRROR_INTERVAL = 15.0

@@ -19,10 +19,10 @@ from xqdecl.engine.effects import Effects
 from xqdecl.engine.stop import Stop
 from xqdecl.engine.table import Data, Ev
 from xqdecl.errors import BackendError, StoreError
-from xqdecl.journal import JobRow
 from xqdecl.plan import Plan, render_job, write_wrapper
 from xqdecl.spec import job_at
 from xqdecl.spec import render_job as render_spec_job
+from xqdecl.store.journal import JobRow
 
 #: consecutive failed scheduler calls before the run gives up (exit 4)
 MAX_BACKEND_FAILURES = 8

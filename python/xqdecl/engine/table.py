@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from xqdecl.journal import (
+from xqdecl.store.journal import (
     CANCELLED,
     CANCELLING,
     FAILED,

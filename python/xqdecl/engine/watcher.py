@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from xqdecl import journal as J
 from xqdecl.backends.base import JobState, Liveness
 from xqdecl.engine.effects import Effects
 from xqdecl.engine.table import Data, Ev
 from xqdecl.errors import BackendError, StoreError
-from xqdecl.journal import JobRow
+from xqdecl.store import journal as J
+from xqdecl.store.journal import JobRow
 
 ALIVE = (Liveness.PENDING, Liveness.RUNNING)
 

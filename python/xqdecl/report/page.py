@@ -18,9 +18,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from xqdecl import journal as J
-from xqdecl.layout import write_atomic
 from xqdecl.report.stats import RunStats, TailFn, collect, fmt_duration
+from xqdecl.store import journal as J
+from xqdecl.store.layout import write_atomic
 
 #: timeline status codes (index into this tuple), drawn in this order
 TIMELINE_STATUSES = (J.SUCCEEDED, J.CANCELLED, J.RUNNING, J.FAILED)

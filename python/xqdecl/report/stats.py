@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xqdecl import journal as J
 from xqdecl.errors import BackendError
-from xqdecl.journal import JobRow, JournalReader
-from xqdecl.layout import RunDir, tail
-from xqdecl.lock import holder_of
+from xqdecl.store import journal as J
+from xqdecl.store.journal import JobRow, JournalReader
+from xqdecl.store.layout import RunDir, tail
+from xqdecl.store.lock import holder_of
 
 #: statuses a job ends in, and how many of them count as "done" for progress
 DONE = (J.SUCCEEDED, J.FAILED, J.CANCELLED, J.SKIPPED)

@@ -18,13 +18,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from xqdecl import journal as J
+from xqdecl.cli.output import Output
 from xqdecl.errors import BackendError, ExitCode
-from xqdecl.journal import Journal, JournalReader
-from xqdecl.layout import RunDir
-from xqdecl.lock import RunLock, holder_of, holder_pid
-from xqdecl.output import Output
 from xqdecl.spec import Spec
+from xqdecl.store import journal as J
+from xqdecl.store.journal import Journal, JournalReader
+from xqdecl.store.layout import RunDir
+from xqdecl.store.lock import RunLock, holder_of, holder_pid
 
 Backend = Any  # a backend instance (xqdecl.backends): cancel(jids), close()
 

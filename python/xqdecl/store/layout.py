@@ -202,7 +202,7 @@ class RunLocation:
     __slots__ = ("local", "mounted", "upload", "url")
 
     def __init__(self, workdir: str, run: str, base_dir: Path, mounted_workdir: str | None):
-        from xqdecl.cloud import is_cloud, staging_dir
+        from xqdecl.store.cloud import is_cloud, staging_dir
 
         self.url: str | None = None
         if is_cloud(workdir):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from xqdecl.errors import BackendError, SpecError
-from xqdecl.poller import RC_READ_LIMIT, Change, parse_event_name, parse_rc
+from xqdecl.store.poller import RC_READ_LIMIT, Change, parse_event_name, parse_rc
 
 SCHEMES = ("s3://", "gs://", "az://")
 

@@ -9,19 +9,19 @@ from typing import Any
 
 from xqdecl.backends import backend_class
 from xqdecl.backends.base import BackendContext
+from xqdecl.cli.init_spec import write_starter
+from xqdecl.cli.kill import stop_run
+from xqdecl.cli.output import Output, print_status
+from xqdecl.cli.runstate import RunState
+from xqdecl.cli.streams import VisibleDecoder, write_bytes
 from xqdecl.engine import Runner
 from xqdecl.errors import BackendError, ExitCode, UnknownJobError
-from xqdecl.hooks import load_hooks
-from xqdecl.init_spec import write_starter
-from xqdecl.journal import JournalReader
-from xqdecl.kill import stop_run
-from xqdecl.layout import RunDir, locate
-from xqdecl.output import Output, print_status
 from xqdecl.plan import Plan, render_job, write_wrapper
+from xqdecl.plugin.hooks import load_hooks
 from xqdecl.report import RunStats, collect, job_json, status_json, write_report
-from xqdecl.runstate import RunState
 from xqdecl.spec import Spec, count_jobs, json_schema, load_spec
-from xqdecl.streams import VisibleDecoder, write_bytes
+from xqdecl.store.journal import JournalReader
+from xqdecl.store.layout import RunDir, locate
 
 
 def _rundir(spec: Spec) -> RunDir:
@@ -254,6 +254,6 @@ def init(path: str, out: Output, with_schema: bool) -> int:
 
 
 def kill(path: str, out: Output, wait: float = 15.0) -> int:
-    """Cancel every live job of a run (see xqdecl.kill)."""
+    """Cancel every live job of a run (see xqdecl.cli.kill)."""
     spec = load_spec(path)
     return stop_run(spec, _rundir(spec), out, wait, lambda: _backend(spec, Plan(spec)))

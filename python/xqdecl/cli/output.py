@@ -11,7 +11,7 @@ terminal, printed as one plain line every 10 s otherwise (CI logs).
 
 Text that jobs control (their output, names, notes, scheduler messages) goes
 through `streams.visible` before it reaches a terminal; every write goes to
-streams that never raise (see `xqdecl.streams`), so a closed pipe cannot stop a run.
+streams that never raise (see `xqdecl.cli.streams`), so a closed pipe cannot stop a run.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from xqdecl.cli.streams import for_terminal, safe
 from xqdecl.engine.result import Reporter, RunResult
-from xqdecl.journal import STATUSES
 from xqdecl.report import DONE, RunStats, collect, ensure_report, fmt_duration
-from xqdecl.streams import for_terminal, safe
+from xqdecl.store.journal import STATUSES
 
 MODES = ("cli", "json", "quiet")
 

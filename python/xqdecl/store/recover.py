@@ -16,11 +16,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from xqdecl import journal as J
 from xqdecl.errors import StoreError
-from xqdecl.journal import JobRow, Journal
-from xqdecl.layout import RunDir, has_job_folders, wrapper_hash
-from xqdecl.poller import RC_READ_LIMIT, parse_rc
+from xqdecl.store import journal as J
+from xqdecl.store.journal import JobRow, Journal
+from xqdecl.store.layout import RunDir, has_job_folders, wrapper_hash
+from xqdecl.store.poller import RC_READ_LIMIT, parse_rc
 
 #: SQLite's companion files of a journal, moved along with it
 _COMPANIONS = ("-wal", "-shm")

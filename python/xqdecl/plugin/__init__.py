@@ -1,4 +1,4 @@
-"""Plugins: the loader that gives each run its hooks (declared from `xqdecl.hooks.SPECS`).
+"""Plugins: the loader that gives each run its hooks (declared from `xqdecl.plugin.hooks.SPECS`).
 
 A plugin is a module whose functions are decorated with `@xqdecl.plugin.impl`:
 
@@ -17,7 +17,7 @@ process, so a run touches it only while it loads: every other plugin is
 disabled, the run's plugins are registered (simplug checks their hook names
 and signatures), the run's own call table is read off, and the registry is
 put back as it was. During the run, hooks are called from that table (see
-`xqdecl.hooks.PluginHooks`), so two runs in one process never see each
+`xqdecl.plugin.hooks.PluginHooks`), so two runs in one process never see each
 other's plugins. docs/plugins.md is the guide for plugin writers.
 """
 
@@ -43,7 +43,7 @@ from simplug import (
 )
 
 from xqdecl.errors import SpecError
-from xqdecl.hooks import (
+from xqdecl.plugin.hooks import (
     HOOKS,
     NO_HOOKS,
     SPECS,

@@ -16,13 +16,13 @@ from types import EllipsisType
 
 from pydantic import BaseModel
 
-from xqdecl.cloud import upload_functions
-from xqdecl.hooks import JOBCMD_HOOKS, NO_HOOKS, Hooks, JobView
-from xqdecl.journal import JobRow
-from xqdecl.layout import RunDir, locate, read_or_none, wrapper_hash, write_atomic
+from xqdecl.plan.wrapper import WrapperInput, render
+from xqdecl.plugin.hooks import JOBCMD_HOOKS, NO_HOOKS, Hooks, JobView
 from xqdecl.spec import RenderedJob, Spec, group_counts, job_at, render_all
 from xqdecl.spec import render_job as render_spec_job
-from xqdecl.wrapper import WrapperInput, render
+from xqdecl.store.cloud import upload_functions
+from xqdecl.store.journal import JobRow
+from xqdecl.store.layout import RunDir, locate, read_or_none, wrapper_hash, write_atomic
 
 
 @dataclass(slots=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xqdecl.cloud import CloudStore
-from xqdecl.layout import RunDir, locate, tail
+from xqdecl.store.cloud import CloudStore
+from xqdecl.store.layout import RunDir, locate, tail
 
 
 class RunState:

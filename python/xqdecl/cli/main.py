@@ -9,27 +9,20 @@ jobs first) take over while its jobs are live.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
 import os
 import signal
 import sys
-
-from xqdecl import _stop_at_once
-
-if __name__ == "__main__":  # `python -m xqdecl.cli` (the console script: see __init__)
-    signal.signal(signal.SIGINT, _stop_at_once)
-    signal.signal(signal.SIGTERM, _stop_at_once)
-
-import argparse  # after the handlers, on purpose
-import asyncio
-import contextlib
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from xqdecl.cli.init_spec import SCHEMA_FILE
+from xqdecl.cli.output import MODES, Output
+from xqdecl.cli.streams import guarded_std_streams
 from xqdecl.errors import ExitCode, XqdeclError
-from xqdecl.init_spec import SCHEMA_FILE
-from xqdecl.output import MODES, Output
-from xqdecl.streams import guarded_std_streams
 
 #: default seconds `xqdecl kill` waits for a live runner before cancelling its jobs itself
 KILL_WAIT = 15.0
@@ -207,8 +200,7 @@ def _run_async(make: Callable[[], Any], interrupts: _Interrupts) -> Any:
 
 
 def _dispatch(args: argparse.Namespace, out: Output, interrupts: _Interrupts) -> int:
-    from xqdecl import commands
-
+    from xqdecl.cli import commands
     if args.command == "schema":
         return commands.schema(out)
     if args.command == "validate":
@@ -232,6 +224,3 @@ def _dispatch(args: argparse.Namespace, out: Output, interrupts: _Interrupts) ->
         return commands.init(args.path, out, args.schema)
     raise AssertionError(args.command)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -180,7 +180,7 @@ class RunInfo:
                           f"(name, rundir, spec, counts); {hint}", DeprecationWarning,
                           stacklevel=2)
         if attr == "rd" and not hasattr(self._source, "rd"):
-            from xqdecl.layout import RunDir
+            from xqdecl.store.layout import RunDir
 
             return RunDir(self.rundir)
         try:
