@@ -194,6 +194,9 @@ def test_setsid_daemon_ends_with_its_job(mode: str, write_spec: Write, tmp_path:
     procs = _left_pids(tmp_path / "pids", 1)
     try:
         pid = next(iter(procs))
+        deadline = time.monotonic() + 10  # $! is known before the child has called setsid
+        while os.getsid(pid) != pid and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert os.getsid(pid) == pid, "the daemon should lead a session of its own"
         _, err = run.communicate(timeout=60)
         assert run.returncode == 0, err
@@ -217,6 +220,9 @@ def test_child_in_another_process_group_ends_at_the_timeout(
     procs = _left_pids(tmp_path / "pids", 1)
     try:
         pid = next(iter(procs))
+        deadline = time.monotonic() + 10  # $! is known before the child has its own group
+        while os.getpgid(pid) != pid and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert os.getpgid(pid) == pid, "the child should lead a process group of its own"
         _, err = run.communicate(timeout=60)
         assert run.returncode == 1, err

@@ -384,3 +384,26 @@ def test_workdir_that_is_a_file(here: Path) -> None:
     Path("state").write_text("")
     found = issues_of('workdir = "state"\n[[jobs]]\ncmd = "true"\n')
     assert found == [f"spec.toml:1:11: workdir: the workdir {here}/state is not a directory"]
+
+
+def test_status_and_logs_still_work_once_the_cwd_is_gone(tmp_path: Path) -> None:
+    """The missing-cwd check is for running jobs: reading a finished run's state
+    must not fail because its working folder was removed since."""
+    import shutil
+
+    work = tmp_path / "work"
+    work.mkdir()
+    spec = tmp_path / "spec.toml"
+    spec.write_text('cwd = "work"\n[[jobs]]\ncmd = "echo hi"\n')
+
+    def xq(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "xqdecl.cli", *args], text=True,
+                              capture_output=True, timeout=120)
+
+    assert xq("run", str(spec)).returncode == 0
+    shutil.rmtree(work)
+    assert xq("validate", str(spec)).returncode == 3  # running it now would fail: said so
+    st = xq("status", str(spec), "--output", "json")
+    assert st.returncode == 0, st.stderr
+    logs = xq("logs", str(spec), "0")
+    assert logs.returncode == 0 and logs.stdout == "hi\n", logs.stderr

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from xqdecl.backends import backend_class
@@ -21,10 +20,10 @@ from xqdecl.backends.base import BackendContext
 from xqdecl.engine.effects import Effects
 from xqdecl.engine.planner import Planner
 from xqdecl.engine.result import Reporter, RunResult, exit_code
-from xqdecl.engine.stop import Stop
+from xqdecl.engine.stop import Canceller, Stop
 from xqdecl.engine.store import RunStore
 from xqdecl.engine.submitter import Submitter
-from xqdecl.engine.table import Data, Ev, GroupPolicy, JobTable
+from xqdecl.engine.table import GroupPolicy, JobTable
 from xqdecl.engine.watcher import Watcher
 from xqdecl.errors import BackendError, ExitCode
 from xqdecl.plan import Plan
@@ -130,6 +129,9 @@ class Runner:
                                    store.read_rc_for(self.poller), store.read_start,
                                    self.submitter.failed)
             self.watcher.backend_ok = self._backend_ok  # type: ignore[method-assign]
+            self.canceller = Canceller(self.fx, backend, self.stop, self.plan.view,
+                                       store.read_rc_for(self.poller), self._flush,
+                                       self._dispatch, self.reporter.message)
             store.started(backend.name)
             self.reporter.start(self.spec.name, self.plan.total, self.table.counts)
             self.reporter.start_groups([g.name for g in self.spec.jobs],
@@ -141,7 +143,7 @@ class Runner:
             self.stop.reason = ExitCode.BACKEND
             self.stop.message = str(exc)
             with contextlib.suppress(BackendError):
-                await self._stop_all()
+                await self.canceller.stop_all()
         finally:
             with contextlib.suppress(Exception):
                 self._flush()
@@ -166,7 +168,7 @@ class Runner:
         next_query = now
         while True:
             if self.stop:
-                await self._stop_all()
+                await self.canceller.stop_all()
                 return
             if not planner.done:
                 planner.step(PLAN_BUDGET)
@@ -176,7 +178,7 @@ class Runner:
                 rows, planner.verify = planner.verify, []
                 await watcher.verify(rows)
             if self.fx.cancels:
-                await self._cancel_leftovers()
+                await self.canceller.leftovers()
             await self.submitter.fill(planner.done, self._dispatch)
             await self._dispatch()
             if planner.done and not self.table.queue and not self.table.inflight:
@@ -221,71 +223,6 @@ class Runner:
 
     def _backend_ok(self) -> None:
         self.submitter.failures = 0
-
-    # -- stopping ---------------------------------------------------------------------------------
-    async def _stop_all(self) -> None:
-        """Cancel every live job (its `cancelling` status written first), then record each."""
-        table = self.table
-        table.stop()
-        if self.stop.reason == ExitCode.JOBS_FAILED:
-            self.fx.dirty.update(table.halt_queued())
-        table.queue.clear()  # interrupted: queued jobs stay queued for the next run
-        live = list(table.inflight.values())
-        if not live:
-            return
-        if "on_job_killing" in self.hooks.active:
-            live = await self._ask_killing(live)
-        for row in live:
-            self.fx(row.idx, Ev.CANCEL)
-        self.fx.cancels.clear()
-        self._flush()  # a runner killed from here on leaves them `cancelling`: they run again
-        jids = [r.jid for r in live if r.jid]
-        if jids:
-            try:
-                await self._cancel(jids)
-            except BackendError as exc:
-                self.reporter.message(f"warning: cancelling failed: {exc}")
-        now = time.time()
-        for row in live:
-            if table.inflight.get(row.idx) is row:
-                rc = self.store.read_rc_for(self.poller)(row.idx, row.trial)
-                self.fx(row.idx, Ev.CANCEL_DONE, Data(rc=rc, now=now))
-
-    async def _ask_killing(self, live: list[JobRow]) -> list[JobRow]:
-        """Plugins may keep a job alive through a cancel: it is left running."""
-        await self._dispatch()
-        kill = []
-        for row in live:
-            answers = await self.hooks.call("on_job_killing", self.backend,
-                                            self.plan.view(row, row.status, row.trial))
-            if any(a is False for a in answers):
-                self.fx(row.idx, Ev.KEEP)
-            else:
-                kill.append(row)
-        return kill
-
-    async def _cancel(self, jids: Sequence[str]) -> None:
-        task = asyncio.ensure_future(self.backend.cancel(jids))
-        while not task.done():
-            await asyncio.wait([task], timeout=0.1)
-            if self.stop.force and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, BackendError):
-                    await task
-                await self.backend.kill_now(jids)
-                return
-        task.result()
-
-    async def _cancel_leftovers(self) -> None:
-        """Jobs an earlier runner was cancelling when it died: finish that cancel."""
-        rows = [r for r in self.fx.cancels
-                if self.table.inflight.get(r.idx) is r and r.status == "cancelling" and r.jid]
-        self.fx.cancels.clear()
-        if rows:
-            try:
-                await self.backend.cancel([r.jid for r in rows if r.jid])
-            except BackendError as exc:
-                self.reporter.message(f"warning: cancelling an earlier run's job failed: {exc}")
 
     def _result(self, elapsed: float) -> RunResult:
         failed = [r for r in self.table.rows if r.status == FAILED]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from xqdecl.spec.guards import check_cwd, check_text
+from xqdecl.spec.guards import HOST_CHECKS, check_cwd, check_text
 from xqdecl.spec.issues import Issue, SpecIssues, pydantic_issues
 from xqdecl.spec.models import GroupSettings
 from xqdecl.spec.params import GroupParams, group_params
@@ -165,7 +165,7 @@ def _check_values(spec: Spec, plan: GroupPlan, g: int, found: _Collector) -> Non
     and on the local backend working folders that exist."""
     problems = check_text(plan, found.guarded)
     found.issues.extend(problems)
-    if not problems and spec.scheduler.type == "local":
+    if not problems and spec.scheduler.type == "local" and HOST_CHECKS.get():
         found.issues.extend(check_cwd(plan, g, found.guarded))
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 from xqdecl.spec.files import folder_problem
@@ -25,6 +26,10 @@ if TYPE_CHECKING:
     from xqdecl.spec.checks import GroupPlan
 
 Issue = tuple[Loc, str]
+#: False while loading a spec only to read its run's state (status, logs, kill,
+#: report): a working folder deleted since the run must not hide the run's results.
+HOST_CHECKS: ContextVar[bool] = ContextVar("xqdecl_host_checks", default=True)
+
 #: Distinct `cwd` values of one group checked to exist; the rest are not looked at.
 MAX_CWD_CHECKS = 10_000
 

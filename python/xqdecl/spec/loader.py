@@ -37,8 +37,19 @@ SUFFIXES: dict[str, Format] = {".toml": "toml", ".yaml": "yaml", ".yml": "yaml"}
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def load_spec(path: str | os.PathLike[str]) -> Spec:
-    """Read, parse and validate the spec file at `path` (raises SpecError)."""
+def load_spec(path: str | os.PathLike[str], *, host_checks: bool = True) -> Spec:
+    """Read, parse and validate the spec file at `path` (raises SpecError).
+
+    `host_checks=False` skips what only matters for running jobs on this host
+    (a local `cwd` that must exist): for commands that read a run's state."""
+    if not host_checks:
+        from xqdecl.spec.guards import HOST_CHECKS
+
+        token = HOST_CHECKS.set(False)
+        try:
+            return load_spec(path)
+        finally:
+            HOST_CHECKS.reset(token)
     source = os.fspath(path)
     text = read_text(source)
     base = Path(os.path.abspath(source)).parent
