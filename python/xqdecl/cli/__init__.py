@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from xqdecl.cli.main import main as run_main
+    from xqdecl.cli.app import main as run_main
 
     return run_main(argv)
 

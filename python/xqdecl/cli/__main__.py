@@ -8,6 +8,6 @@ from xqdecl import _stop_at_once
 signal.signal(signal.SIGINT, _stop_at_once)
 signal.signal(signal.SIGTERM, _stop_at_once)
 
-from xqdecl.cli.main import main  # noqa: E402  (after the handlers, on purpose)
+from xqdecl.cli.app import main  # noqa: E402  (after the handlers, on purpose)
 
 sys.exit(main())

@@ -130,6 +130,9 @@ class RunStore:
     def check_lock(self) -> None:
         """Someone removed or replaced runner.lock: a second runner could start; stop."""
         if not self.lock.still_held():
+            if not self.rd.jobs.is_dir():
+                raise StoreError(f"the run directory {self.rd.root} is gone: stopping; "
+                                 "run again once it is back")
             raise StoreError(f"{self.rd.lock} was removed or replaced while this run held it: "
                              "stopping, so that two runners never drive one run")
 
