@@ -26,6 +26,7 @@ from typing import ClassVar, TypeVar
 from xqdecl.backends.base import Backend, BackendContext, Submission, Submitted
 from xqdecl.errors import SchedulerError
 from xqdecl.spec.schedulers import ClusterOptions
+from xqdecl.store.layout import write_atomic
 
 C = TypeVar("C", bound=ClusterOptions)
 
@@ -149,7 +150,7 @@ class ArrayBackend(Backend[C]):
     def _write_script(self, aid: str, options: C) -> Path:
         """`arrays/<aid>.sh`, the script every task of the array runs."""
         script = self.ids.arrays / f"{aid}.sh"
-        script.write_text(self.array_script(aid, options))
+        write_atomic(script, self.array_script(aid, options))
         return script
 
     @abstractmethod

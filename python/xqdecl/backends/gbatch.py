@@ -30,6 +30,7 @@ from xqdecl.backends.arrays import ArrayIds, by_group
 from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
 from xqdecl.errors import SchedulerError, SpecError
 from xqdecl.spec import GbatchOptions
+from xqdecl.store.layout import write_atomic
 
 #: Batch limits: tasks per task group, parallel tasks per job
 MAX_TASKS = 100_000
@@ -163,7 +164,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
         options: GbatchOptions = chunk[0].options
         aid = self.ids.new(group, chunk)
         arrays = self.ids.arrays
-        (arrays / f"{aid}.sh").write_text(self.array_script(aid))
+        write_atomic(arrays / f"{aid}.sh", self.array_script(aid))
         stamp = format(time.time_ns() // 1_000_000, "x")
         name = f"xq-{slug(self.ctx.run, 24)}-{self.run_label[:6]}-{slug(aid, 12)}-{stamp}"
         labels = {"xqdecl-run": self.run_label, "xqdecl-name": slug(self.ctx.run, 63)}
@@ -172,7 +173,7 @@ exec bash {jobs}/"$index"/job.sh "$trial"
                             parallelism=self.ctx.forks, labels=labels, timeout=chunk[0].timeout,
                             mount_path=str(PurePosixPath(root).parent))
         path = arrays / f"{aid}.json"
-        path.write_text(json.dumps(config, indent=1))
+        write_atomic(path, json.dumps(config, indent=1))
         argv = self._cmd(options, "batch", "jobs", "submit", name, "--config", str(path),
                          "--format=json")
         try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from xqdecl.store.cloud import CloudStore
-from xqdecl.store.layout import RunDir, locate, tail
+from xqdecl.store.layout import RunDir, locate, tail, write_atomic
 
 
 class RunState:
@@ -26,7 +26,7 @@ class RunState:
             return None
         self.rd.root.mkdir(parents=True, exist_ok=True)
         mirror = self.rd.root / "journal.mirror.db"
-        mirror.write_bytes(data)
+        write_atomic(mirror, data)
         return mirror
 
     def read(self, index: int, kind: str, trial: int) -> bytes | None:

@@ -22,7 +22,7 @@ from xqdecl.store import journal as J
 from xqdecl.store import recover
 from xqdecl.store.cloud import CloudPoller, CloudStore
 from xqdecl.store.journal import JobRow, Journal
-from xqdecl.store.layout import RunDir, has_job_folders, read_or_none, wrapper_hash
+from xqdecl.store.layout import RunDir, has_job_folders, read_or_none, wrapper_hash, write_atomic
 from xqdecl.store.lock import RunLock
 
 #: seconds between two copies of a cloud run's journal into its bucket
@@ -55,7 +55,7 @@ class RunStore:
             if cloud is not None and not fresh and not rd.journal.exists():
                 copy = cloud.read_bytes("journal.db")  # resume from another machine
                 if copy:
-                    rd.journal.write_bytes(copy)
+                    write_atomic(rd.journal, copy)
             journal, rebuild = recover.open_journal(rd)  # a bad one is set aside
             (rd.root / "kill.request").unlink(missing_ok=True)
         except BaseException:
