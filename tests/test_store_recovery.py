@@ -174,8 +174,11 @@ def test_rebuild_reruns_exactly_the_failed_job(xq: Xq, write_spec: Write, tmp_pa
     code, _, err = xq("run", str(spec))
     assert code == 0, err
     assert sorted(_ran(tmp_path)) == ["0", "1", "2", "2"]
-    assert (rundir / "jobs" / "2" / "rc.1").read_text().startswith("0\n")
-    assert not (rundir / "jobs" / "0" / "rc.1").exists()
+    # job 2 ran again from trial 0; its earlier attempt was moved under history/
+    assert (rundir / "jobs" / "2" / "rc.0").read_text().startswith("0\n")
+    [kept] = rundir.glob("history/*/2/rc.0")
+    assert kept.read_text().startswith("1\n")
+    assert not list(rundir.glob("history/*/0")) and not (rundir / "jobs" / "0" / "rc.1").exists()
 
 
 def test_rebuild_compares_with_the_old_wrapper(xq: Xq, write_spec: Write,
@@ -190,8 +193,9 @@ def test_rebuild_compares_with_the_old_wrapper(xq: Xq, write_spec: Write,
     code, _, err = xq("run", str(spec))
     assert code == 0, err
     assert len(_ran(tmp_path)) == 6
-    for i in range(3):
-        assert (rundir / "jobs" / str(i) / "rc.1").read_text().startswith("0\n")
+    for i in range(3):  # each ran again from trial 0; the first run's files are kept aside
+        assert (rundir / "jobs" / str(i) / "rc.0").read_text().startswith("0\n")
+        assert len(list(rundir.glob(f"history/*/{i}/rc.0"))) == 1
 
 
 def test_fresh_over_a_garbage_journal(xq: Xq, write_spec: Write, tmp_path: Path) -> None:
@@ -203,10 +207,11 @@ def test_fresh_over_a_garbage_journal(xq: Xq, write_spec: Write, tmp_path: Path)
     code, _, err = xq("run", str(spec), "--fresh")
     assert code == 0, err
     assert len(_ran(tmp_path)) == 6
-    for i in range(3):  # a new trial each: the first run's files are kept
+    for i in range(3):  # trial 0 again each: the first run's files are kept aside
         meta = rundir / "jobs" / str(i)
         assert (meta / "rc.0").read_text().startswith("0\n")
-        assert (meta / "rc.1").read_text().startswith("0\n")
+        [kept] = rundir.glob(f"history/*/{i}/rc.0")
+        assert kept.read_text().startswith("0\n")
     assert list(rundir.glob("journal.db.corrupt-*"))
 
 
@@ -227,7 +232,8 @@ def test_a_live_job_is_reattached_not_run_twice(write_spec: Write, tmp_path: Pat
     rerun = subprocess.Popen(cli, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     assert rerun.stderr is not None
-    first = rerun.stderr.readline()  # said while preparing, before anything is submitted
+    said = [rerun.stderr.readline() for _ in range(2)]  # said while planning
+    first = next((line for line in said if "rebuilt" in line), said)
     assert "rebuilt" in first and "1 may still be running" in first, first
     (tmp_path / "go").write_text("")
     _, err = rerun.communicate(timeout=120)

@@ -18,11 +18,10 @@ from typing import Any
 from xqdecl.errors import BackendError, StoreError
 from xqdecl.plan import Plan
 from xqdecl.spec import Spec
-from xqdecl.store import journal as J
 from xqdecl.store import recover
 from xqdecl.store.cloud import CloudPoller, CloudStore
 from xqdecl.store.journal import JobRow, Journal
-from xqdecl.store.layout import RunDir, has_job_folders, read_or_none, wrapper_hash, write_atomic
+from xqdecl.store.layout import RunDir, has_job_folders, write_atomic
 from xqdecl.store.lock import RunLock
 
 #: seconds between two copies of a cloud run's journal into its bucket
@@ -79,19 +78,9 @@ class RunStore:
         return rows
 
     def _from_disk(self, index: int) -> JobRow | None:
-        metadir = str(self.rd.metadir(index))
-        disk = recover.scan(metadir)
-        if disk.last is None:
-            return None
-        old = read_or_none(f"{metadir}/job.sh")
-        row = JobRow(idx=index, name="", grp=0, hash=wrapper_hash(old) if old else "",
-                     status=J.FAILED, trial=disk.last)
-        if not disk.has_rc:
-            row.status = J.RUNNING  # it may still run: found again from its start line
-        elif recover.read_rc(f"{metadir}/rc.{disk.last}") == 0:
-            row.status, row.rc = J.SUCCEEDED, 0
-        if self.rebuild is not None:
-            self.rebuild.count(row, row.status == J.RUNNING)
+        row = recover.row_from_disk(index, str(self.rd.metadir(index)))
+        if row is not None and self.rebuild is not None:
+            self.rebuild.count(row)
         return row
 
     def planned(self, total: int) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from xqdecl.errors import StoreError
 from xqdecl.store import journal as J
 from xqdecl.store.journal import JobRow, Journal
-from xqdecl.store.layout import RunDir, has_job_folders, wrapper_hash
+from xqdecl.store.layout import RunDir, has_job_folders, read_or_none, wrapper_hash
 from xqdecl.store.poller import RC_READ_LIMIT, parse_rc
 
 #: SQLite's companion files of a journal, moved along with it
@@ -36,20 +36,20 @@ class Rebuild:
     live: int = 0
     again: int = 0
 
-    def count(self, row: JobRow, live: bool) -> None:
-        if live:
+    def count(self, row: JobRow) -> None:
+        if row.status == J.RUNNING:
             self.live += 1
-        elif row.status == J.SKIPPED:
+        elif row.status == J.SUCCEEDED:
             self.succeeded += 1
-        elif row.trial > 0:
+        else:
             self.again += 1
 
     def line(self) -> str | None:
         if not (self.always or self.succeeded or self.live or self.again):
             return None  # e.g. a run after a dry run: wrappers only, nothing to rebuild
         return (f"warning: {self.reason}; rebuilt the run's state from the job files on disk: "
-                f"{self.succeeded} succeeded before (skipped), {self.live} may still be "
-                f"running, {self.again} to run again")
+                f"{self.succeeded} succeeded before (skipped if unchanged), "
+                f"{self.live} may still be running, {self.again} to run again")
 
 
 def open_journal(rd: RunDir) -> tuple[Journal, Rebuild | None]:
@@ -109,11 +109,10 @@ class OnDisk:
 
     last: int | None = None  # highest trial with a start or rc file
     has_rc: bool = False  # that trial has its rc file
-    next_free: int = 0  # the first trial number past every trial file
 
 
 def scan(metadir: str) -> OnDisk:
-    """One listdir of a job's folder: its last trial and the first free trial number."""
+    """One listdir of a job's folder: its last trial, and whether it has its rc file."""
     found = OnDisk()
     try:
         names = os.listdir(metadir)
@@ -121,18 +120,15 @@ def scan(metadir: str) -> OnDisk:
         return found
     starts: set[int] = set()
     rcs: set[int] = set()
-    top = -1
     for name in names:
         kind, dot, num = name.partition(".")
         if not dot or not num.isdigit() or kind not in RunDir.TRIAL_KINDS:
             continue  # job.sh, rc.3.tmp, upload logs, ...
         t = int(num)
-        top = max(top, t)
         if kind == "start":
             starts.add(t)
         elif kind == "rc":
             rcs.add(t)
-    found.next_free = top + 1
     if starts or rcs:
         found.last = max(starts | rcs)
         found.has_rc = found.last in rcs
@@ -148,27 +144,22 @@ def read_rc(path: str) -> int | None:
         return None
 
 
-def rebuild_row(row: JobRow, metadir: str, old_wrapper: bytes | None, fresh: bool) -> bool:
-    """Fill `row` (queued, trial 0, hash of the new wrapper) from the job's folder.
+def row_from_disk(index: int, metadir: str) -> JobRow | None:
+    """A job's last attempt as its folder tells it (None: no attempt there).
 
-    `old_wrapper` is the wrapper that was on disk before this run rewrote it
-    (None: there was none). Returns True when the row is handed back as live:
-    its last trial started, wrote no rc, and ran the same wrapper, so it may
-    still run (the backend looks for it from the start line; no jid is known).
-    A job is skipped only when its last trial's rc is 0 and the wrapper is
-    unchanged; anything else runs again at a trial past every file on disk.
+    The row has no name (the planner matches it by index); its hash is that of
+    the wrapper on disk, which is the definition that attempt ran. Status:
+    succeeded (last rc 0), running (a start file and no rc: it may still run,
+    and is found again from its start line) or failed (anything else).
     """
     disk = scan(metadir)
     if disk.last is None:
-        row.trial = disk.next_free
-        return False
-    same = old_wrapper is not None and wrapper_hash(old_wrapper) == row.hash
-    if same and not disk.has_rc:
-        row.trial, row.status, row.jid = disk.last, J.RUNNING, None
-        return True
-    if same and not fresh and read_rc(f"{metadir}/rc.{disk.last}") == 0:
-        row.trial, row.status, row.rc = disk.last, J.SKIPPED, 0
-        row.note = "succeeded in an earlier run (found from its files)"
-        return False
-    row.trial = disk.next_free
-    return False
+        return None
+    old = read_or_none(f"{metadir}/job.sh")
+    row = JobRow(idx=index, name="", grp=0, hash=wrapper_hash(old) if old else "",
+                 status=J.FAILED, trial=disk.last)
+    if not disk.has_rc:
+        row.status = J.RUNNING
+    elif read_rc(f"{metadir}/rc.{disk.last}") == 0:
+        row.status, row.rc = J.SUCCEEDED, 0
+    return row
