@@ -103,6 +103,32 @@ class _Launcher:
             await asyncio.wait_for(self.proc.wait(), 5)
 
 
+def pid_alive(jid: str) -> bool:
+    """A job of an earlier runner: alive when its pid has the recorded start time."""
+    pid_s, _, ticks = jid.partition(".")
+    if not pid_s.isdigit():
+        return False
+    return bool(ticks) and _start_ticks(int(pid_s)) == ticks
+
+
+def jid_from_start_info(info: str) -> str | None:
+    """'host pid epoch' of a wrapper on this host -> its jid, if that process lives."""
+    parts = info.split()
+    if len(parts) < 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return None
+    pid = int(parts[1])
+    ticks = _start_ticks(pid)
+    if not ticks:
+        return None
+    try:
+        started = _boot_time() + int(ticks) / os.sysconf("SC_CLK_TCK")
+        recorded = float(parts[2])
+    except (ValueError, OSError):
+        return None
+    # the wrapper wrote its start line right after it began: the times agree
+    return f"{pid}.{ticks}" if abs(started - recorded) < 5 else None
+
+
 class ProcessBackend(Backend[P]):
     """Jobs as process groups of this machine (the local backend; the container
     backend's runtime clients)."""
@@ -255,24 +281,16 @@ class ProcessBackend(Backend[P]):
                     out[jid] = running
                 else:
                     out[jid] = self._exited.pop(jid)
-            elif (jid in self._launched and self._launched[jid] in self._fds) or self._alive(jid):
+            elif (jid in self._launched and self._launched[jid] in self._fds) or pid_alive(jid):
                 out[jid] = running
             elif jid in self._adopted:  # an earlier runner's job ended: so does what it left
                 self._contain.ended(jid, self._adopted.pop(jid))
         return out
 
-    @staticmethod
-    def _alive(jid: str) -> bool:
-        """A job of an earlier runner: alive when its pid has the recorded start time."""
-        pid_s, _, ticks = jid.partition(".")
-        if not pid_s.isdigit():
-            return False
-        return bool(ticks) and _start_ticks(int(pid_s)) == ticks
-
     async def reattach(self, jid: str | None, start_info: str) -> str | None:
         if not jid:
-            jid = self._from_start_info(start_info)
-        if jid and self._alive(jid):
+            jid = jid_from_start_info(start_info)
+        if jid and pid_alive(jid):
             pid = int(jid.partition(".")[0])
             self._adopted[jid] = pid
             self._contain.adopt(jid, pid)
@@ -284,30 +302,12 @@ class ProcessBackend(Backend[P]):
         self._contain.sweep()  # the live ones are known: the rest of the run's cgroups ended
         return found
 
-    @staticmethod
-    def _from_start_info(info: str) -> str | None:
-        """'host pid epoch' of a wrapper on this host -> its jid, if that process lives."""
-        parts = info.split()
-        if len(parts) < 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
-            return None
-        pid = int(parts[1])
-        ticks = _start_ticks(pid)
-        if not ticks:
-            return None
-        try:
-            started = _boot_time() + int(ticks) / os.sysconf("SC_CLK_TCK")
-            recorded = float(parts[2])
-        except (ValueError, OSError):
-            return None
-        # the wrapper wrote its start line right after it began: the times agree
-        return f"{pid}.{ticks}" if abs(started - recorded) < 5 else None
-
     # -- cancel -----------------------------------------------------------------
     async def cancel(self, jids: Sequence[str]) -> None:
         pids = []
         for jid in jids:
             pid = self._pid_of(jid)
-            if pid is None and self._alive(jid):  # `xqdecl kill` with no runner
+            if pid is None and pid_alive(jid):  # `xqdecl kill` with no runner
                 pid = int(jid.partition(".")[0])
                 self._contain.adopt(jid, pid)
             if pid is None:
