@@ -1,6 +1,11 @@
 """Local backend throughput and planning cost, side by side in one run.
 
     python benchmarks/bench_local.py [--jobs 10000] [--forks 64] [--plan-jobs 100000]
+                                     [--compare CHECKOUT]
+
+`--compare` repeats each xqdecl row with the package of another checkout
+(e.g. a `git worktree` of an earlier commit, its native module copied in),
+interleaved with ours, so a refactor is compared with what it replaced.
 
 Rows:
 - xargs -P: a bare launcher running a minimal wrapper that writes the same
@@ -78,30 +83,40 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=10_000)
     ap.add_argument("--forks", type=int, default=64)
     ap.add_argument("--plan-jobs", type=int, default=100_000)
+    ap.add_argument("--compare", default=None, metavar="CHECKOUT",
+                    help="also run the xqdecl rows with CHECKOUT/python first on PYTHONPATH")
     args = ap.parse_args()
+    versions: list[tuple[str, dict[str, str] | None]] = [("", None)]
+    if args.compare:
+        other = os.path.abspath(os.path.join(args.compare, "python"))
+        versions.append((f" [{os.path.basename(os.path.abspath(args.compare))}]",
+                         {**os.environ, "PYTHONPATH": other}))
     tmp = Path(tempfile.mkdtemp(prefix="xq-bench-"))
     rows = []
     try:
         w, c, m, rc = bare(tmp, args.jobs, args.forks)
         rows.append((f"xargs -P {args.forks}, bare wrapper", args.jobs, w, c, m, rc))
         base = w
-        spec = spec_file(tmp, "local", args.jobs, args.forks)
-        w, c, m, rc = measure(xq("run", str(spec)))
-        rows.append((f"xqdecl run, forks={args.forks}", args.jobs, w, c, m, rc))
-        ratio = w / base
-        big = spec_file(tmp, "plan", args.plan_jobs, 64, cmd='["echo", "{i}"]')
-        for label, cmd in (
-            ("xqdecl validate", xq("validate", str(big))),
-            ("xqdecl plan", xq("plan", str(big))),
-            ("xqdecl run --dry-run (renders all)", xq("run", "--dry-run", str(big))),
-        ):
-            w, c, m, rc = measure(cmd)
-            rows.append((label, args.plan_jobs, w, c, m, rc))
+        ratio = 0.0
+        for tag, env in versions:
+            spec = spec_file(tmp, f"local{len(rows)}", args.jobs, args.forks)
+            w, c, m, rc = measure(xq("run", str(spec)), env=env)
+            rows.append((f"xqdecl run, forks={args.forks}{tag}", args.jobs, w, c, m, rc))
+            ratio = ratio or w / base
+        for tag, env in versions:
+            big = spec_file(tmp, f"plan{len(rows)}", args.plan_jobs, 64, cmd='["echo", "{i}"]')
+            for label, cmd in (
+                ("xqdecl validate", xq("validate", str(big))),
+                ("xqdecl plan", xq("plan", str(big))),
+                ("xqdecl run --dry-run (renders all)", xq("run", "--dry-run", str(big))),
+            ):
+                w, c, m, rc = measure(cmd, env=env)
+                rows.append((label + tag, args.plan_jobs, w, c, m, rc))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"{'what':40} {'jobs':>7} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'exit':>4}")
+    print(f"{'what':52} {'jobs':>7} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'exit':>4}")
     for label, n, w, c, m, rc in rows:
-        print(f"{label:40} {n:7d} {w:8.2f} {c:8.2f} {m:8.1f} {rc:4d}")
+        print(f"{label:52} {n:7d} {w:8.2f} {c:8.2f} {m:8.1f} {rc:4d}")
     print(f"xqdecl / bare launcher wall time: {ratio:.2f}x  (goal <= 1.25x)")
     print(f"machine: {os.cpu_count()} cores")
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from xqdecl.backends.base import BackendContext, JobState, Liveness, Submission, Submitted
-from xqdecl.backends.local import ProcessBackend, _start_ticks, pid_alive
+from xqdecl.backends.local import ProcessBackend, _start_ticks
 from xqdecl.errors import SchedulerError
 from xqdecl.spec import ContainerOptions
 from xqdecl.store.layout import tail
@@ -147,7 +147,7 @@ class ContainerBackend(ProcessBackend[ContainerOptions]):
 
     @staticmethod
     def _alive(jid: str) -> bool:
-        return pid_alive(jid.partition(":")[0])
+        return ProcessBackend._alive(jid.partition(":")[0])
 
     @staticmethod
     def _from_start_info(info: str) -> str | None:

@@ -144,6 +144,10 @@ class ProcessBackend(Backend[P]):
     def default_forks(cls) -> int:
         return os.cpu_count() or 2
 
+    # how a job of an earlier runner is found again (the container backend overrides them)
+    _alive = staticmethod(pid_alive)
+    _from_start_info = staticmethod(jid_from_start_info)
+
     def __init__(self, options: P, ctx: BackendContext) -> None:
         super().__init__(options, ctx)
         self._bash = shutil.which("bash") or "/bin/bash"
@@ -281,7 +285,7 @@ class ProcessBackend(Backend[P]):
                     out[jid] = running
                 else:
                     out[jid] = self._exited.pop(jid)
-            elif (jid in self._launched and self._launched[jid] in self._fds) or pid_alive(jid):
+            elif (jid in self._launched and self._launched[jid] in self._fds) or self._alive(jid):
                 out[jid] = running
             elif jid in self._adopted:  # an earlier runner's job ended: so does what it left
                 self._contain.ended(jid, self._adopted.pop(jid))
@@ -289,8 +293,8 @@ class ProcessBackend(Backend[P]):
 
     async def reattach(self, jid: str | None, start_info: str) -> str | None:
         if not jid:
-            jid = jid_from_start_info(start_info)
-        if jid and pid_alive(jid):
+            jid = self._from_start_info(start_info)
+        if jid and self._alive(jid):
             pid = int(jid.partition(".")[0])
             self._adopted[jid] = pid
             self._contain.adopt(jid, pid)
@@ -307,7 +311,7 @@ class ProcessBackend(Backend[P]):
         pids = []
         for jid in jids:
             pid = self._pid_of(jid)
-            if pid is None and pid_alive(jid):  # `xqdecl kill` with no runner
+            if pid is None and self._alive(jid):  # `xqdecl kill` with no runner
                 pid = int(jid.partition(".")[0])
                 self._contain.adopt(jid, pid)
             if pid is None:
