@@ -23,6 +23,13 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the test from its tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
 def write_spec(tmp_path: Path) -> Callable[..., Path]:
     """Write a spec file (dedented) into tmp_path and return its path."""
 

@@ -3,7 +3,6 @@ huge outputs, stray children, a flaky scheduler, hostile values, bad specs."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import random
@@ -14,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import xqdecl
+from tests.shared import tmpfs
 from tests.waits import pids_left, pids_with, wait_for_file
 from xqdecl.backends.local import LocalBackend
 from xqdecl.errors import BackendError, ExitCode
@@ -96,22 +96,9 @@ def test_garbage_event_files_are_ignored(write_spec: Write, tmp_path: Path) -> N
 
 
 # -- disks that are full or read-only -------------------------------------------------------------
-@contextlib.contextmanager
-def _tmpfs(path: Path, options: str) -> Iterator[None]:
-    path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
 def test_read_only_workdir_is_a_clear_error(xq: Xq, write_spec: Write, tmp_path: Path) -> None:
     ro = tmp_path / "ro"
-    with _tmpfs(ro, "ro,size=1m"):
+    with tmpfs(ro, "ro,size=1m"):
         spec = write_spec(f'workdir = "{ro}"\n[[jobs]]\ncmd = ["true"]\n')
         code, _, err = xq("run", str(spec))
     assert code == 4
@@ -122,7 +109,7 @@ def test_read_only_workdir_is_a_clear_error(xq: Xq, write_spec: Write, tmp_path:
 def test_full_disk_fails_clearly_and_keeps_the_journal(xq: Xq, write_spec: Write,
                                                        tmp_path: Path) -> None:
     small = tmp_path / "small"
-    with _tmpfs(small, "size=2m"):
+    with tmpfs(small, "size=2m"):
         spec = write_spec(f"""
             workdir = "{small}"
             [[jobs]]

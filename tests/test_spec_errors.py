@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
 
-from xqdecl.errors import ExitCode, SpecError
+from tests.shared import issues_of
+from xqdecl.errors import SpecError
 from xqdecl.spec import load_spec, spec_from_dict
 
 DATA = Path(__file__).parent / "data" / "specs"
-
-
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def issues_of(text: str, name: str = "spec.toml") -> list[str]:
-    """Write `text` (dedented) as `name` in the current folder; the issues of loading it."""
-    Path(name).write_text(textwrap.dedent(text).lstrip("\n"))
-    with pytest.raises(SpecError) as caught:
-        load_spec(name)
-    assert caught.value.exit_code == ExitCode.INVALID_SPEC
-    return caught.value.issues
 
 
 def test_contract_example_message(here: Path) -> None:

@@ -6,32 +6,18 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.shared import issues_of
 from xqdecl.errors import ExitCode, SpecError
 from xqdecl.spec import load_spec, render_all, spec_from_dict
 from xqdecl.spec.files import MAX_PARAMS_BYTES, MAX_SPEC_BYTES, FileRefused, read_limited
 from xqdecl.spec.params import read_params_file
 
 CLI = Callable[..., tuple[int, str, str]]
-
-
-@pytest.fixture
-def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def issues_of(text: str, name: str = "spec.toml") -> list[str]:
-    Path(name).write_text(textwrap.dedent(text).lstrip("\n"))
-    with pytest.raises(SpecError) as caught:
-        load_spec(name)
-    assert caught.value.exit_code == ExitCode.INVALID_SPEC
-    return caught.value.issues
 
 
 _BOUNDED = ("import resource, runpy, sys;"

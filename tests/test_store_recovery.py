@@ -9,12 +9,12 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from tests.shared import tmpfs
 from tests.waits import wait_for_file
 from xqdecl.errors import ExitCode, StoreError
 from xqdecl.store import journal as J
@@ -243,23 +243,10 @@ def test_a_live_job_is_reattached_not_run_twice(write_spec: Write, tmp_path: Pat
     assert not (rundir / "jobs" / "0" / "start.1").exists()
 
 
-@contextmanager
-def _tmpfs(path: Path) -> Iterator[None]:
-    path.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(path)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
 def test_journal_in_a_read_only_folder_is_a_store_error(xq: Xq, write_spec: Write,
                                                        tmp_path: Path) -> None:
     mnt = tmp_path / "mnt"
-    with _tmpfs(mnt):
+    with tmpfs(mnt):
         spec = write_spec(f'workdir = "{mnt}"\n[[jobs]]\ncmd = ["true"]\n')
         assert xq("run", str(spec))[0] == 0
         subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
