@@ -179,3 +179,26 @@ def test_a_signal_while_a_large_spec_is_planned_ends_the_run_at_once(
     rundir = tmp_path / ".xqdecl" / "spec"
     # disk follows what was submitted: no folder for the jobs that were only planned
     assert len(list((rundir / "jobs").iterdir())) <= 2
+
+
+def test_a_run_that_fails_inside_gives_its_lock_back(write_spec: Write, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unexpected error inside the loop (here: planning raises) must not leave the run
+    locked for the rest of the process (the Python API runs many runs in one)."""
+    import xqdecl
+    from xqdecl.engine.planner import Planner
+
+    spec = write_spec("""
+        [[jobs]]
+        cmd = ["true"]
+    """)
+
+    def broken(self: object, budget: float) -> int:
+        raise RuntimeError("planning broke")
+
+    with monkeypatch.context() as m:
+        m.setattr(Planner, "step", broken)
+        with pytest.raises(RuntimeError):
+            xqdecl.run(xqdecl.load_spec(spec), reporter=xqdecl.Reporter())
+    result = xqdecl.run(xqdecl.load_spec(spec), reporter=xqdecl.Reporter())
+    assert result.ok, result

@@ -104,10 +104,13 @@ class Runner:
                              mounted_rundir=self.plan.mounted_rundir, forks=self.forks,
                              wake=self.wake, message=self.reporter.message)
         try:
-            backend = self.backend_cls(self.spec.scheduler, ctx)
+            return await self._with_store(store, ctx, t0)
         except BaseException:
-            store.close()
+            store.close()  # a bug or a cancelled task: the lock and the journal go back
             raise
+
+    async def _with_store(self, store: RunStore, ctx: BackendContext, t0: float) -> RunResult:
+        backend = self.backend_cls(self.spec.scheduler, ctx)
         self.backend = backend
         self.hooks.bind(backend, self.reporter.message)
         self.poller: Any = (CloudPoller(self.cloud) if self.cloud is not None
@@ -142,8 +145,9 @@ class Runner:
             self.reporter.message(f"error: {exc}")
             self.stop.reason = ExitCode.BACKEND
             self.stop.message = str(exc)
-            with contextlib.suppress(BackendError):
-                await self.canceller.stop_all()
+            if hasattr(self, "canceller"):
+                with contextlib.suppress(BackendError):
+                    await self.canceller.stop_all()
         finally:
             with contextlib.suppress(Exception):
                 self._flush()

@@ -156,7 +156,7 @@ class RunStore:
         self.journal.close()
 
     def release(self) -> None:
-        self.lock.release()
+        self.lock.release()  # a second call does nothing
 
     def close(self) -> None:
         """Give everything back without a result (the run could not start)."""
