@@ -20,6 +20,7 @@ from xqdecl.engine.table import (
     JobTable,
     TransitionError,
 )
+from xqdecl.report.stats import job_trials
 from xqdecl.store.journal import (
     CANCELLED,
     CANCELLING,
@@ -125,7 +126,7 @@ def test_a_failure_is_retried_until_the_budget_is_spent() -> None:
         else:
             assert t.rows[0].status == FAILED and (Fx.RETRY, None) not in fx
     assert t.retried == {0}
-    assert t.attempts(t.rows[0]) == 3
+    assert job_trials(t.rows[0]) == 3  # what `status` reports
 
 
 def test_halt_stops_retries_and_says_so_once() -> None:
@@ -139,7 +140,7 @@ def test_halt_stops_retries_and_says_so_once() -> None:
     assert t.stopping
     assert (Fx.HALT, None) not in t.apply(1, Ev.ENDED, Data(rc=1))
     assert t.halt_queued() == [2]
-    assert t.rows[2].status == CANCELLED and t.attempts(t.rows[2]) == 0
+    assert t.rows[2].status == CANCELLED and job_trials(t.rows[2]) == 0
 
 
 def test_cancel_then_the_end_decides() -> None:

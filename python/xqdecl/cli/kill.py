@@ -43,7 +43,7 @@ def stop_run(spec: Spec, rd: RunDir, out: Output, wait: float,
     holder = holder_of(rd.lock)
     if holder is None:
         return asyncio.run(_kill_direct(spec, rd, out, make_backend))
-    (rd.root / "kill.request").write_text(f"{time.time()}\n")
+    rd.kill_request.write_text(f"{time.time()}\n")
     if pid is not None:
         with contextlib.suppress(OSError):  # gone meanwhile, or not ours to signal
             os.kill(pid, signal.SIGTERM)

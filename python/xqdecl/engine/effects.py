@@ -54,16 +54,12 @@ class Effects:
             elif fx is Fx.WATCH:
                 if self.poller is not None:
                     self.poller.watch([(index, row.trial)])
-            elif fx is Fx.UNWATCH:
+            elif fx is Fx.UNWATCH or fx is Fx.LET_GO:
                 self.lost_since.pop(index, None)
                 if self.poller is not None:
                     self.poller.unwatch([index])
-                if jid:
+                if jid and fx is Fx.UNWATCH:  # a job let go of runs on: the backend keeps it
                     self.release(jid)
-            elif fx is Fx.LET_GO:
-                self.lost_since.pop(index, None)
-                if self.poller is not None:
-                    self.poller.unwatch([index])
             elif fx is Fx.SUBMIT:
                 self.outbox.append(row)
             elif fx is Fx.CANCEL:

@@ -12,7 +12,6 @@ successes; they are written when a job is submitted.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Iterator
 
@@ -22,14 +21,10 @@ from xqdecl.plan import Plan, render_job
 from xqdecl.spec import RenderedJob
 from xqdecl.store import journal as J
 from xqdecl.store.journal import JobRow
+from xqdecl.store.layout import wrapper_hash
 
 #: jobs planned between two looks at the clock
 SLICE = 512
-
-
-def digest(text: str) -> str:
-    """A wrapper's definition hash (what the journal keeps to tell a changed job)."""
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 class Planner:
@@ -106,4 +101,4 @@ class Planner:
         self.fx(i, Ev.QUEUE)
 
     def _hash(self, job: RenderedJob) -> str:
-        return digest(render_job(self.plan, job, self.directives[job.group]))
+        return wrapper_hash(render_job(self.plan, job, self.directives[job.group]).encode())

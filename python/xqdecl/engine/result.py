@@ -43,6 +43,6 @@ def exit_code(stop: ExitCode | None, counts: dict[str, int], failed: int) -> Exi
     """Interrupted and infrastructure stops win; else any job not succeeded is a 1."""
     if stop in (ExitCode.INTERRUPTED, ExitCode.BACKEND):
         return stop
-    if failed or counts.get("cancelled") or counts.get("queued") or counts.get("planned"):
+    if failed or counts.get("cancelled") or counts.get("queued"):
         return ExitCode.JOBS_FAILED
     return ExitCode.OK

@@ -22,7 +22,7 @@ from xqdecl.engine.planner import Planner
 from xqdecl.engine.result import Reporter, RunResult, exit_code
 from xqdecl.engine.stop import Canceller, Stop
 from xqdecl.engine.store import RunStore
-from xqdecl.engine.submitter import Submitter
+from xqdecl.engine.submitter import SchedulerFailures, Submitter
 from xqdecl.engine.table import GroupPolicy, JobTable
 from xqdecl.engine.watcher import Watcher
 from xqdecl.errors import BackendError, ExitCode
@@ -31,7 +31,7 @@ from xqdecl.plugin.hooks import Hooks, JobView, load_hooks, run_info
 from xqdecl.report import write_report
 from xqdecl.spec import Spec
 from xqdecl.store.cloud import CloudPoller, CloudStore
-from xqdecl.store.journal import FAILED, JobRow
+from xqdecl.store.journal import FAILED, RUNNING, JobRow
 from xqdecl.store.poller import make_poller
 
 #: seconds of planning per cycle while a large spec is planned
@@ -124,14 +124,11 @@ class Runner:
             directives = {g.index: backend.directives(g.options) for g in self.plan.groups}
             self.planner = Planner(self.plan, directives, store.previous, self.fx,
                                    fresh=self.fresh, keep_trials=self.cloud is not None)
+            failures = SchedulerFailures(self.reporter.message)
             self.submitter = Submitter(
-                self.plan, self.fx, backend, self.stop, directives, self._flush,
-                self.reporter.message, forks=self.forks, batch=self.spec.submission_batch,
-                cloud=self.cloud is not None)
-            self.watcher = Watcher(self.fx, backend, self.poller, str(self.rd.root),
-                                   store.read_rc_for(self.poller), store.read_start,
-                                   self.submitter.failed)
-            self.watcher.backend_ok = self._backend_ok  # type: ignore[method-assign]
+                self.plan, self.fx, backend, self.stop, directives, self._flush, failures,
+                forks=self.forks, batch=self.spec.submission_batch, cloud=self.cloud is not None)
+            self.watcher = Watcher(self.fx, backend, self.poller, store, failures)
             self.canceller = Canceller(self.fx, backend, self.stop, self.plan.view,
                                        store.read_rc_for(self.poller), self._flush,
                                        self._dispatch, self.reporter.message)
@@ -217,16 +214,13 @@ class Runner:
     async def _polling(self) -> None:
         await self._dispatch()  # a job's on_job_started comes before its polls
         for row in list(self.table.inflight.values()):
-            if row.status == "running":  # polled while running, as in the seed
+            if row.status == RUNNING:  # polled while running, as in the seed
                 view = self.plan.view(row, row.status, row.trial)
                 await self.hooks.call("on_job_polling", self.backend, view, self.polls)
 
     def _flush(self) -> None:
         if self.fx.dirty:
             self.store.write(self.fx.take_dirty())
-
-    def _backend_ok(self) -> None:
-        self.submitter.failures = 0
 
     def _result(self, elapsed: float) -> RunResult:
         failed = [r for r in self.table.rows if r.status == FAILED]

@@ -56,7 +56,7 @@ class RunStore:
                 if copy:
                     write_atomic(rd.journal, copy)
             journal, rebuild = recover.open_journal(rd)  # a bad one is set aside
-            (rd.root / "kill.request").unlink(missing_ok=True)
+            rd.kill_request.unlink(missing_ok=True)
         except BaseException:
             lock.release()
             raise
@@ -116,22 +116,33 @@ class RunStore:
             with contextlib.suppress(BackendError, OSError):
                 self.cloud.write_bytes(f"jobs/{row.idx}/notes.{trial}", path.read_bytes())
 
+    def check_usable(self) -> None:
+        """The run directory must still be there and writable, else nothing is the jobs'
+        fault: a StoreError stops the run (exit 4) and a rerun picks up where it stood."""
+        for path in (self.rd.jobs, self.rd.events):
+            if not path.is_dir():
+                raise StoreError(f"the run directory {self.rd.root} is gone ({path.name}/ is "
+                                 "missing): stopping; run again once it is back")
+            if not os.access(path, os.W_OK):
+                raise StoreError(f"the run directory {self.rd.root} is not writable "
+                                 f"({path.name}/): stopping; run again once it is")
+
     def check_lock(self) -> None:
         """Someone removed or replaced runner.lock: a second runner could start; stop."""
         if not self.lock.still_held():
-            if not self.rd.jobs.is_dir():
-                raise StoreError(f"the run directory {self.rd.root} is gone: stopping; "
-                                 "run again once it is back")
+            self.check_usable()  # the whole run directory went away: say that
             raise StoreError(f"{self.rd.lock} was removed or replaced while this run held it: "
                              "stopping, so that two runners never drive one run")
 
     def kill_requested(self) -> bool:
         """`xqdecl kill` from a host that cannot signal this runner leaves a request file."""
-        request = self.rd.root / "kill.request"
-        if request.exists():
-            request.unlink(missing_ok=True)
-            return True
-        return False
+        try:
+            self.rd.kill_request.unlink()
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return False  # not ours to take away (read-only): the store check says why
+        return True
 
     def read_rc_for(self, poller: Any) -> Callable[[int, int], int | None]:
         if isinstance(poller, CloudPoller):

@@ -15,13 +15,12 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from xqdecl.backends.base import Submission
 from xqdecl.engine.effects import Effects
 from xqdecl.engine.stop import Stop
 from xqdecl.engine.table import Data, Ev
 from xqdecl.errors import BackendError, StoreError
 from xqdecl.plan import Plan, render_job, write_wrapper
-from xqdecl.spec import job_at
-from xqdecl.spec import render_job as render_spec_job
 from xqdecl.store.journal import JobRow
 
 #: consecutive failed scheduler calls before the run gives up (exit 4)
@@ -32,12 +31,31 @@ RETRY_HOLD = 2.0
 ARRAY_MIN = 1000
 
 
+class SchedulerFailures:
+    """Scheduler calls that failed in a row (submissions and queries alike): the
+    first is said once, and after `MAX_BACKEND_FAILURES` the run gives up (exit 4)."""
+
+    def __init__(self, say: Callable[[str], None]):
+        self.say = say
+        self.count = 0
+
+    def failed(self, exc: BackendError) -> None:
+        self.count += 1
+        if self.count == 1:
+            self.say(f"warning: {exc} (retrying)")
+        if self.count >= MAX_BACKEND_FAILURES:
+            raise BackendError(f"the scheduler kept failing: {exc}")
+
+    def ok(self) -> None:
+        self.count = 0
+
+
 class Submitter:
     """One `fill` per cycle."""
 
     def __init__(self, plan: Plan, fx: Effects, backend: Any, stop: Stop,
                  directives: dict[int, list[str]], flush: Callable[[], None],
-                 say: Callable[[str], None], *, forks: int, batch: int, cloud: bool):
+                 failures: SchedulerFailures, *, forks: int, batch: int, cloud: bool):
         self.plan = plan
         self.fx = fx
         self.table = fx.table
@@ -45,12 +63,11 @@ class Submitter:
         self.stop = stop
         self.directives = directives
         self.flush = flush
-        self.say = say
+        self.failures = failures
         self.forks = forks
         self.batch = max(1, batch)
         self.cloud = cloud
-        self.failures = 0
-        self.history = f"{plan.rundir.root}/history/{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+        self.history = plan.rundir.history / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         self._history_made = False
 
     async def fill(self, planning_done: bool,
@@ -94,12 +111,12 @@ class Submitter:
         except StoreError:
             raise
         except BackendError as exc:
-            self.failed(exc)
+            self.failures.failed(exc)
             for row in reversed(batch):
                 self.fx(row.idx, Ev.UNSENT)
-            await asyncio.sleep(min(30.0, 0.5 * 2 ** self.failures))
+            await asyncio.sleep(min(30.0, 0.5 * 2 ** self.failures.count))
             return
-        self.failures = 0
+        self.failures.ok()
         for res in (r for chunk in results for r in chunk):
             if res.jid is None:
                 self.fx(res.index, Ev.REFUSED, Data(note=f"submission failed: {res.error}",
@@ -107,17 +124,7 @@ class Submitter:
             else:
                 self.fx(res.index, Ev.ACCEPTED, Data(jid=res.jid))
 
-    def failed(self, exc: BackendError) -> None:
-        """A scheduler call failed: warn once, give up after several in a row."""
-        self.failures += 1
-        if self.failures == 1:
-            self.say(f"warning: {exc} (retrying)")
-        if self.failures >= MAX_BACKEND_FAILURES:
-            raise BackendError(f"the scheduler kept failing: {exc}")
-
-    def _submission(self, row: JobRow) -> Any:
-        from xqdecl.backends.base import Submission
-
+    def _submission(self, row: JobRow) -> Submission:
         g = self.plan.groups[row.grp]
         return Submission(index=row.idx, trial=row.trial, name=row.name,
                           script=self.plan.rundir.script(row.idx), group=row.grp,
@@ -141,25 +148,25 @@ class Submitter:
     def _files(self, row: JobRow) -> int:
         """Write the job's wrapper; returns the trial to use (never one with files)."""
         rd = self.plan.rundir
-        folder = f"{rd.root}/jobs/{row.idx}"
+        trial = row.trial
         try:
-            if not self.cloud and row.trial == row.first_trial and row.submitted is None:
-                self._set_aside(folder, row.idx)
-            job = render_spec_job(self.plan.spec, job_at(self.plan.spec, row.idx))
-            row.hash = write_wrapper(rd.script_str(row.idx),
-                                     render_job(self.plan, job, self.directives[row.grp]))
-            trial = row.trial
-            if not self.cloud:
-                while (os.path.exists(f"{folder}/start.{trial}")
-                       or os.path.exists(f"{folder}/rc.{trial}")):
+            first = row.trial == row.first_trial and row.submitted is None
+            if first and not self.cloud:
+                self._set_aside(row.idx)  # its folder now holds no attempt's files
+            else:  # a later attempt: skip past any trial an earlier runner left behind
+                while not self.cloud and (rd.file(row.idx, "start", trial).exists()
+                                          or rd.file(row.idx, "rc", trial).exists()):
                     trial += 1
+            text = render_job(self.plan, self.plan.job(row.idx), self.directives[row.grp])
+            row.hash = write_wrapper(rd.script_str(row.idx), text)
             return trial
         except OSError as exc:
-            raise StoreError(f"cannot write the files of job {row.idx} under {folder}: "
-                             f"{exc.strerror or exc}") from None
+            raise StoreError(f"cannot write the files of job {row.idx} under "
+                             f"{rd.metadir(row.idx)}: {exc.strerror or exc}") from None
 
-    def _set_aside(self, folder: str, index: int) -> None:
+    def _set_aside(self, index: int) -> None:
         """Earlier runs' attempts of a job go under history/ before it starts at trial 0."""
+        folder = self.plan.rundir.metadir(index)
         try:
             names = os.listdir(folder)
         except FileNotFoundError:
@@ -169,4 +176,4 @@ class Submitter:
         if not self._history_made:
             os.makedirs(self.history, exist_ok=True)
             self._history_made = True
-        os.rename(folder, f"{self.history}/{index}")
+        os.rename(folder, self.history / str(index))

@@ -9,7 +9,7 @@ tests can see, never a silent overwrite.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -154,11 +154,6 @@ class JobTable:
         q = self.queue
         return [q.popleft() for _ in range(min(limit, len(q)))]
 
-    def give_back(self, indexes: Iterable[int]) -> None:
-        """Jobs taken but not submitted (e.g. an array hold): to the queue's front, in order."""
-        for i in reversed(list(indexes)):
-            self.queue.appendleft(i)
-
     def halt_queued(self) -> list[int]:
         """The run halted: every job still queued is cancelled without starting."""
         halted = list(self.queue)
@@ -166,11 +161,6 @@ class JobTable:
         for i in halted:
             _halt(self, self.rows[i], _NO_DATA)
         return halted
-
-    def attempts(self, row: JobRow) -> int:
-        """Attempts made in this run."""
-        return row.trial - row.first_trial + (row.status not in (QUEUED, PLANNED, SKIPPED)
-                                              and row.submitted is not None)
 
     # -- the one place a status changes ----------------------------------------------------
     def _to(self, row: JobRow, status: str) -> None:

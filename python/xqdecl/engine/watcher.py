@@ -9,13 +9,13 @@ read-only workdir is an infrastructure error (`StoreError`), never the job's.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable
 from typing import Any
 
 from xqdecl.backends.base import JobState, Liveness
 from xqdecl.engine.effects import Effects
+from xqdecl.engine.store import RunStore
+from xqdecl.engine.submitter import SchedulerFailures
 from xqdecl.engine.table import Data, Ev
 from xqdecl.errors import BackendError, StoreError
 from xqdecl.store import journal as J
@@ -25,17 +25,16 @@ ALIVE = (Liveness.PENDING, Liveness.RUNNING)
 
 
 class Watcher:
-    def __init__(self, fx: Effects, backend: Any, poller: Any, rundir: str,
-                 read_rc: Callable[[int, int], int | None], read_start: Callable[[int, int], str],
-                 failed: Callable[[BackendError], None]):
+    def __init__(self, fx: Effects, backend: Any, poller: Any, store: RunStore,
+                 failures: SchedulerFailures):
         self.fx = fx
         self.table = fx.table
         self.backend = backend
         self.poller = poller
-        self.rundir = rundir
-        self.read_rc = read_rc
-        self.read_start = read_start
-        self.failed = failed
+        self.check_store = store.check_usable
+        self.read_rc = store.read_rc_for(poller)
+        self.read_start = store.read_start
+        self.failures = failures
 
     def collect(self, sweep: bool) -> None:
         """Apply what the job files say: started, ended with rc."""
@@ -67,9 +66,9 @@ class Watcher:
         except StoreError:
             raise
         except BackendError as exc:
-            self.failed(exc)
+            self.failures.failed(exc)
             return
-        self.backend_ok()
+        self.failures.ok()
         now = time.monotonic()
         for row in rows:
             if self.table.inflight.get(row.idx) is not row:
@@ -81,9 +80,6 @@ class Watcher:
                     self.fx(row.idx, Ev.STARTED, Data(now=time.time()))
                 continue
             self._gone(row, state, now)
-
-    def backend_ok(self) -> None:  # replaced by the runner (resets the failure count)
-        pass
 
     def _gone(self, row: JobRow, state: JobState | None, now: float) -> None:
         """The scheduler no longer runs this job: the rc file decides, after a grace."""
@@ -101,17 +97,6 @@ class Watcher:
             why = f"the scheduler reports {state.reason or state.liveness.value}"
             why += " and the job wrote no rc file"
         self.fx(row.idx, Ev.LOST, Data(note=why, now=time.time()))
-
-    def check_store(self) -> None:
-        """The run directory must still be there and writable, else nothing is the jobs' fault."""
-        for sub in ("jobs", "events"):
-            path = os.path.join(self.rundir, sub)
-            if not os.path.isdir(path):
-                raise StoreError(f"the run directory {self.rundir} is gone ({sub}/ is missing): "
-                                 "stopping; run again once it is back")
-            if not os.access(path, os.W_OK):
-                raise StoreError(f"the run directory {self.rundir} is not writable ({sub}/): "
-                                 "stopping; run again once it is")
 
     async def verify(self, rows: list[JobRow]) -> None:
         """Jobs an earlier runner left live: ended (rc file), still alive, or gone."""

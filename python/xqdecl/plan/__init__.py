@@ -82,9 +82,12 @@ class Plan:
                        trial=row.trial if trial is None else trial, jid=row.jid, group=row.grp,
                        detail=self._view_detail)
 
+    def job(self, index: int) -> RenderedJob:
+        """Job `index`, rendered (on its own, without walking the jobs before it)."""
+        return render_spec_job(self.spec, job_at(self.spec, index))
+
     def _view_detail(self, index: int) -> tuple[str | list[str], Path]:
-        rendered = render_spec_job(self.spec, job_at(self.spec, index))
-        return rendered.cmd, self.rundir.metadir(index)
+        return self.job(index).cmd, self.rundir.metadir(index)
 
     def _snippets(self, name: str, job: RenderedJob) -> list[str]:
         if name not in self.hooks.active:

@@ -56,6 +56,16 @@ class RunDir:
     def arrays(self) -> Path:
         return self.root / "arrays"
 
+    @property
+    def kill_request(self) -> Path:
+        """Left by `xqdecl kill` for a runner it cannot signal."""
+        return self.root / "kill.request"
+
+    @property
+    def history(self) -> Path:
+        """Earlier runs' attempts of jobs that run again (`history/<run>/<index>/`)."""
+        return self.root / "history"
+
     def metadir(self, index: int) -> Path:
         return self.root / "jobs" / str(index)
 
