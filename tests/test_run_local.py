@@ -366,6 +366,26 @@ def test_fresh_and_lost_journal_never_reuse_old_files(xq: Xq, write_spec: Write,
     assert sorted(p.read_text()[:2] for p in rundir.glob("history/*/0/rc.0")) == ["0\n", "1\n"]
 
 
+def test_an_earlier_runs_unread_end_event_is_not_taken_for_the_new_attempt(
+        xq: Xq, write_spec: Write, tmp_path: Path) -> None:
+    """A runner may end before it reads its last job's end event; the next run's
+    attempt has the same `<index>.<trial>` tag and must not be taken as ended by it."""
+    spec = write_spec("""
+        [[jobs]]
+        cmd = "[ -e ok ] || exit 7; sleep 1"
+    """)
+    assert xq("run", str(spec))[0] == 1
+    rundir = tmp_path / ".xqdecl" / "spec"
+    # as if the runner had ended before the wrapper's events were read
+    (rundir / "events" / "0.0.s").write_text("")
+    (rundir / "events" / "0.0.e7").write_text("")
+    (tmp_path / "ok").write_text("")
+    code, _, err = xq("run", str(spec))
+    assert code == 0, err
+    assert (rundir / "jobs" / "0" / "rc.0").read_text().startswith("0\n")
+    assert not list((rundir / "events").glob("0.0.*"))
+
+
 def test_second_interrupt_kills_without_waiting(xq: Xq, write_spec: Write, tmp_path: Path) -> None:
     # the job ignores TERM, so a clean cancel would wait the whole (long) grace
     marker = f"sleep 329.{os.getpid()}"

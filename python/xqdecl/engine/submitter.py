@@ -10,6 +10,7 @@ in its folder are moved under `history/` first, so nothing is overwritten
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -177,3 +178,26 @@ class Submitter:
             os.makedirs(self.history, exist_ok=True)
             self._history_made = True
         os.rename(folder, self.history / str(index))
+        self._forget_events(index, names)
+
+    def _forget_events(self, index: int, names: list[str]) -> None:
+        """Event files an earlier run's attempts left unread (its runner ended first)
+        name the same `<index>.<trial>` as this run's attempts will: remove them, or
+        the poller would take an old end for the new attempt's."""
+        events = self.plan.rundir.events
+        moved = self.history / str(index)
+        for name in names:
+            kind, _, trial = name.partition(".")
+            if kind not in ("start", "rc") or not trial.isdigit():
+                continue
+            tags = [f"{index}.{trial}.s", f"{index}.{trial}.e"]
+            if kind == "rc":
+                try:
+                    with open(moved / name, "rb") as fh:
+                        first = fh.read(64).split(b"\n", 1)[0].strip()
+                    tags.append(f"{index}.{trial}.e{int(first)}")
+                except (OSError, ValueError):
+                    pass
+            for tag in tags:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(events / tag)
