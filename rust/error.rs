@@ -1,6 +1,6 @@
 //! The crate's one error type. Parsing never fails (unusable input is "no
 //! information yet"); errors only come from misuse or from the filesystem
-//! when constructing a poller.
+//! when constructing a poller, or from the system calls of the executor's loop.
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -11,6 +11,11 @@ pub enum Error {
     Io { path: PathBuf, source: io::Error },
     /// An argument out of its range (e.g. zero threads).
     InvalidArgument(String),
+    /// A system call on no path failed (the executor's poll, waitid, pipe...).
+    Sys {
+        call: &'static str,
+        source: io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -29,6 +34,7 @@ impl fmt::Display for Error {
         match self {
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::InvalidArgument(msg) => f.write_str(msg),
+            Error::Sys { call, source } => write!(f, "{call}: {source}"),
         }
     }
 }
@@ -36,7 +42,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::Sys { source, .. } => Some(source),
             Error::InvalidArgument(_) => None,
         }
     }
@@ -52,5 +58,10 @@ mod tests {
         assert!(e.to_string().starts_with("/x/y: "));
         assert!(std::error::Error::source(&e).is_some());
         assert_eq!(Error::InvalidArgument("bad".into()).to_string(), "bad");
+        let e = Error::Sys {
+            call: "poll",
+            source: io::Error::from_raw_os_error(libc::EINVAL),
+        };
+        assert!(e.to_string().starts_with("poll: "));
     }
 }

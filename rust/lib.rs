@@ -1,6 +1,6 @@
-//! PyO3 adapter for the xqdecl hot loop. The plain-Rust core (`poll`,
-//! `liveness`, `error`) has no PyO3 types; this file only converts values,
-//! releases the GIL around core calls and checks for signals between bounded steps.
+//! PyO3 adapter for the xqdecl hot loop and job executor. The plain-Rust core
+//! (`poll`, `liveness`, `exec`, `error`) has no PyO3 types; this file only converts
+//! values, releases the GIL around core calls and checks for signals between bounded steps.
 use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::path::PathBuf;
@@ -14,8 +14,10 @@ use pyo3::exceptions::{
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 use pyo3::types::{PyDict, PyString};
+use pyo3::PyErrArguments;
 
 pub mod error;
+pub mod exec;
 pub mod liveness;
 pub mod poll;
 
@@ -33,23 +35,35 @@ impl From<Error> for PyErr {
                     source.to_string(),
                     path.to_string_lossy().into_owned(),
                 );
-                match source.kind() {
-                    ErrorKind::NotFound => PyFileNotFoundError::new_err(args),
-                    ErrorKind::PermissionDenied => PyPermissionError::new_err(args),
-                    ErrorKind::AlreadyExists => PyFileExistsError::new_err(args),
-                    ErrorKind::NotADirectory => PyNotADirectoryError::new_err(args),
-                    ErrorKind::IsADirectory => PyIsADirectoryError::new_err(args),
-                    ErrorKind::Interrupted => PyInterruptedError::new_err(args),
-                    ErrorKind::WouldBlock => PyBlockingIOError::new_err(args),
-                    ErrorKind::TimedOut => PyTimeoutError::new_err(args),
-                    ErrorKind::BrokenPipe => PyBrokenPipeError::new_err(args),
-                    ErrorKind::ConnectionRefused => PyConnectionRefusedError::new_err(args),
-                    ErrorKind::ConnectionReset => PyConnectionResetError::new_err(args),
-                    ErrorKind::ConnectionAborted => PyConnectionAbortedError::new_err(args),
-                    _ => PyOSError::new_err(args),
-                }
+                os_error(source.kind(), args)
+            }
+            Error::Sys { call, source } => {
+                let args = (
+                    source.raw_os_error().unwrap_or(0),
+                    format!("{call}: {source}"),
+                );
+                os_error(source.kind(), args)
             }
         }
+    }
+}
+
+/// The OSError subclass Python raises for this kind of error.
+fn os_error<A: PyErrArguments + Send + Sync + 'static>(kind: ErrorKind, args: A) -> PyErr {
+    match kind {
+        ErrorKind::NotFound => PyFileNotFoundError::new_err(args),
+        ErrorKind::PermissionDenied => PyPermissionError::new_err(args),
+        ErrorKind::AlreadyExists => PyFileExistsError::new_err(args),
+        ErrorKind::NotADirectory => PyNotADirectoryError::new_err(args),
+        ErrorKind::IsADirectory => PyIsADirectoryError::new_err(args),
+        ErrorKind::Interrupted => PyInterruptedError::new_err(args),
+        ErrorKind::WouldBlock => PyBlockingIOError::new_err(args),
+        ErrorKind::TimedOut => PyTimeoutError::new_err(args),
+        ErrorKind::BrokenPipe => PyBrokenPipeError::new_err(args),
+        ErrorKind::ConnectionRefused => PyConnectionRefusedError::new_err(args),
+        ErrorKind::ConnectionReset => PyConnectionResetError::new_err(args),
+        ErrorKind::ConnectionAborted => PyConnectionAbortedError::new_err(args),
+        _ => PyOSError::new_err(args),
     }
 }
 
@@ -149,6 +163,15 @@ fn parse_rc(data: &[u8]) -> Option<i32> {
     poll::rc::parse_rc(data)
 }
 
+/// The job executor of `python -m xqdecl.worker`: records on fd 0, reports on
+/// fd 1, until fd 0 ends and every job started has been reported; the exit status.
+#[pyfunction]
+#[pyo3(signature = (grace = 10.0))]
+fn run_executor(py: Python<'_>, grace: f64) -> PyResult<i32> {
+    let grace = exec::grace(grace)?;
+    Ok(py.detach(|| exec::run_stdio(grace))?)
+}
+
 type Parser = fn(&str, &HashSet<String>) -> States;
 
 fn parse_with<'py>(
@@ -197,6 +220,7 @@ fn _xqdecl(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<PyPoller>()?;
     m.add_function(wrap_pyfunction!(parse_rc, m)?)?;
+    m.add_function(wrap_pyfunction!(run_executor, m)?)?;
     m.add_function(wrap_pyfunction!(parse_squeue, m)?)?;
     m.add_function(wrap_pyfunction!(parse_sacct, m)?)?;
     m.add_function(wrap_pyfunction!(parse_qstat, m)?)?;

@@ -8,8 +8,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "python" / "xqdecl"
 
 #: top to bottom: a layer may import its own modules and those of the layers below it
-LAYERS = ["cli", "engine", "report", "plan", "backends", "plugin", "store", "spec",
+LAYERS = ["worker", "cli", "engine", "report", "plan", "backends", "plugin", "store", "spec",
           "errors", "_xqdecl"]
+
+#: top modules that must start fast: they may import only these of the package
+LIGHT = {"worker": {"xqdecl._xqdecl"}}
 
 
 def _layer(module: str) -> str | None:
@@ -53,6 +56,13 @@ def test_imports_point_down() -> None:
             if LAYERS.index(layer) < rank:
                 wrong.append(f"{rel} ({own}) imports {module} ({layer})")
     assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_light_modules_import_only_the_native_module() -> None:
+    for name, allowed in LIGHT.items():
+        own = {m for m in _imports(PACKAGE / f"{name}.py") if m.split(".")[0] == "xqdecl"}
+        extra = {m for m in own if not any(m == a or m.startswith(a + ".") for a in allowed)}
+        assert not extra, f"{name} imports {sorted(extra)}"
 
 
 def test_the_layer_test_sees_a_wrong_import(tmp_path: Path) -> None:
