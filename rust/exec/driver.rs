@@ -38,6 +38,7 @@ pub fn run<W: Write>(input: BorrowedFd<'_>, sink: W, grace: Duration) -> Result<
             for item in parsed.drain(..) {
                 match item {
                     Parsed::Record(rec) => jobs.start(*rec, &mut out),
+                    Parsed::Cancel(index, trial) => jobs.cancel(index, trial, Instant::now()),
                     Parsed::Malformed(text) => out.problem(&text),
                     Parsed::Stop(text) => {
                         out.problem(&text);

@@ -31,6 +31,8 @@ struct Job {
 #[derive(Debug)]
 pub struct Jobs {
     table: HashMap<u32, Job>,
+    /// (index, trial) -> pid, for cancels
+    tags: HashMap<(u64, u64), u32>,
     clock: Clock,
     grace: Duration,
     host: String,
@@ -41,6 +43,7 @@ impl Jobs {
     pub fn new(grace: Duration) -> Self {
         Jobs {
             table: HashMap::new(),
+            tags: HashMap::new(),
             clock: Clock::default(),
             grace,
             host: hostname(),
@@ -104,6 +107,7 @@ impl Jobs {
             timeout_label: rec.timeout_label,
         };
         self.table.insert(pid, job);
+        self.tags.insert((index, trial), pid);
     }
 
     /// Direct mode up to the start line: the job's pid, or the rc and why of a
@@ -146,6 +150,9 @@ impl Jobs {
     pub fn reap_all<W: Write>(&mut self, out: &mut Reports<W>) -> Result<()> {
         while let Some(end) = reap::peek_ended().map_err(|_| super::sigchld::sys("waitid"))? {
             let job = self.table.remove(&end.pid);
+            if let Some(job) = &job {
+                self.tags.remove(&(job.index, job.trial));
+            }
             if job.is_some() {
                 reap::kill_group(end.pid, libc::SIGKILL);
             }
@@ -159,6 +166,32 @@ impl Jobs {
             out.ended(job.index, job.trial, end.rc);
         }
         Ok(())
+    }
+
+    /// Stop a job as a cancel does: SIGTERM to its group now, SIGKILL after the grace
+    /// (a wrapper keeps its own grace). A job that ended already is left alone.
+    pub fn cancel(&mut self, index: u64, trial: u64, now: Instant) {
+        let Some(&pid) = self.tags.get(&(index, trial)) else {
+            return;
+        };
+        let Some(job) = self.table.get_mut(&pid) else {
+            return;
+        };
+        reap::kill_group(pid, libc::SIGTERM);
+        if job.files.is_none() {
+            return;
+        }
+        if job.why.is_empty() {
+            job.why = "terminated by SIGTERM".into();
+        }
+        if let Some(at) = now.checked_add(self.grace) {
+            self.clock.set(Alarm {
+                at,
+                serial: job.serial,
+                pid,
+                due: Due::Kill,
+            });
+        }
     }
 
     /// Act on the deadlines due at `now`: SIGTERM at a timeout, SIGKILL after the grace.

@@ -4,7 +4,9 @@
 //! Input (runner -> executor) is a stream of records, every field ended by a
 //! NUL: `J`, index, trial, mode (`direct` | `wrapper`), metadir, events folder,
 //! cwd, timeout seconds, timeout label, cgroup.procs path, argc + argv, envc +
-//! `KEY=VALUE` entries (record.rs). Output is one line per fact: `s <index>
+//! `KEY=VALUE` entries (record.rs); or a cancel: `C`, index, trial (SIGTERM to
+//! the job's group, SIGKILL after the grace, as a timeout does, so a cancel
+//! whose runner died still ends). Output is one line per fact: `s <index>
 //! <trial> <pid> <ticks>` once started (`0 0` when it could not be), `e <index>
 //! <trial> <rc>` once ended and its files are in place, `! <text>` for a problem.
 //!

@@ -21,6 +21,8 @@ const MAX_COUNT: usize = 1 << 20;
 #[derive(Debug, PartialEq)]
 pub enum Parsed {
     Record(Box<Record>),
+    /// `C`, index, trial: stop that job as a cancel does (SIGTERM, SIGKILL after the grace).
+    Cancel(u64, u64),
     /// A record was skipped; the text says why.
     Malformed(String),
     /// The input cannot be followed any further: read no more of it.
@@ -30,6 +32,8 @@ pub enum Parsed {
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Step {
     Tag,
+    CancelIndex,
+    CancelTrial,
     Index,
     Trial,
     Mode,
@@ -66,13 +70,21 @@ impl Builder {
     fn take(&mut self, field: &[u8]) -> Option<Parsed> {
         match self.step {
             Step::Skip | Step::Tag if field == b"J" => self.restart(),
+            Step::Skip | Step::Tag if field == b"C" => {
+                *self = Builder::new();
+                self.step = Step::CancelIndex;
+            }
             Step::Skip => {}
             step => match self.advance(step, field) {
+                Ok(done) if self.step == Step::Tag && matches!(step, Step::CancelTrial) => {
+                    debug_assert!(done);
+                    return Some(Parsed::Cancel(self.rec.index, self.rec.trial));
+                }
                 Ok(done) => return done.then(|| self.finish()),
                 Err(what) => {
                     let job = match step {
-                        Step::Tag | Step::Index => String::new(),
-                        Step::Trial => format!(" (job {})", self.rec.index),
+                        Step::Tag | Step::Index | Step::CancelIndex => String::new(),
+                        Step::Trial | Step::CancelTrial => format!(" (job {})", self.rec.index),
                         _ => format!(" (job {}.{})", self.rec.index, self.rec.trial),
                     };
                     self.step = Step::Skip;
@@ -95,7 +107,16 @@ impl Builder {
     fn advance(&mut self, step: Step, field: &[u8]) -> Result<bool, String> {
         let r = &mut self.rec;
         self.step = match step {
-            Step::Tag => return Err(format!("expected \"J\", got {}", shown(field))),
+            Step::Tag => return Err(format!("expected \"J\" or \"C\", got {}", shown(field))),
+            Step::CancelIndex => {
+                r.index = number(field, "index")?;
+                Step::CancelTrial
+            }
+            Step::CancelTrial => {
+                r.trial = number(field, "trial")?;
+                self.step = Step::Tag;
+                return Ok(true);
+            }
             Step::Index => {
                 r.index = number(field, "index")?;
                 Step::Trial

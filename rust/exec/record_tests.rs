@@ -196,3 +196,17 @@ fn an_endless_field_stops_the_input() {
     p.finish(&mut out);
     assert_eq!(out.len(), 1);
 }
+
+#[test]
+fn a_cancel_between_records() {
+    let mut data = bytes_of(&direct("1"));
+    data.extend(fields(&["C", "4", "2"]));
+    data.extend(bytes_of(&direct("2")));
+    data.extend(fields(&["C", "x", "2"]));
+    let out = parse_in(&[&data]);
+    assert_eq!(record(&out[0]).index, 1);
+    assert_eq!(out[1], Parsed::Cancel(4, 2));
+    assert_eq!(record(&out[2]).index, 2);
+    assert!(malformed(&out[3]).contains("index \"x\" is not a number"), "{out:?}");
+    assert_eq!(out.len(), 4);
+}

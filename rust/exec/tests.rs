@@ -21,6 +21,11 @@ fn pipe() -> (fs::File, fs::File) {
 
 /// Feed `records` to an executor, close its input, and return all it wrote.
 fn drive(records: Vec<u8>, grace: f64) -> String {
+    drive_then(records, Duration::ZERO, Vec::new(), grace)
+}
+
+/// As `drive`, with `later` fed `delay` after `records`.
+fn drive_then(records: Vec<u8>, delay: Duration, later: Vec<u8>, grace: f64) -> String {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (in_r, mut in_w) = pipe();
     let (mut out_r, out_w) = pipe();
@@ -37,6 +42,10 @@ fn drive(records: Vec<u8>, grace: f64) -> String {
     });
     let feeder = std::thread::spawn(move || {
         in_w.write_all(&records).unwrap();
+        if !later.is_empty() {
+            std::thread::sleep(delay);
+            in_w.write_all(&later).unwrap();
+        }
     });
     let mut text = String::new();
     out_r.read_to_string(&mut text).unwrap();
@@ -193,6 +202,29 @@ fn a_job_that_ignores_term_is_killed_after_the_grace() {
     );
     assert_eq!(lines(&out), ["s 0 0", "e 0 0 137"]);
     assert_eq!(r.file("rc.0"), "137\ntimed out after 0.3s\n");
+}
+
+#[test]
+fn a_cancel_terms_the_job_and_kills_it_after_the_grace() {
+    let d = TempDir::new("exec-cancel");
+    let stubborn = Rec::direct(d.path(), 0, &["sh", "-c", "trap '' TERM; sleep 5; exit 0"]);
+    let polite = Rec::direct(d.path(), 1, &["sleep", "5"]);
+    let cancel = b"C\x000\x000\x00C\x001\x000\x00C\x007\x000\x00".to_vec(); // 7: no such job
+    let t0 = Instant::now();
+    let records = [stubborn.bytes(), polite.bytes()].concat();
+    let out = drive_then(records, Duration::from_millis(300), cancel, 0.5);
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(750) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(lines(&out), ["s 0 0", "s 1 0", "e 1 0 143", "e 0 0 137"]);
+    assert_eq!(polite.file("rc.0"), "143\nterminated by SIGTERM\n");
+    assert_eq!(stubborn.file("rc.0"), "137\nterminated by SIGTERM\n");
+    assert_eq!(
+        polite.file("stderr.0"),
+        "xqdecl: terminated by SIGTERM (rc 143)\n"
+    );
 }
 
 #[test]

@@ -45,6 +45,24 @@ class JobState:
     reason: str = ""  # scheduler's word for a failure: OUT_OF_MEMORY, TIMEOUT, ...
 
 
+#: seconds between the TERM and the KILL of a command stopped by its timeout or a cancel
+KILL_GRACE = 10
+
+
+@dataclass(slots=True)
+class DirectJob:
+    """A job an executor can start without its wrapper: no prescript, postscript or
+    plugin snippet, so the executor does the wrapper's part itself (its files, the
+    timeout, the rc) and the command is the job's only process."""
+
+    argv: list[str]  # a string command is `bash -c CMD`
+    env: dict[str, str]  # XQDECL_* and the job's env, as the wrapper exports them
+    cwd: str | None
+    metadir: str  # as the execution host sees it
+    events: str
+    timeout_label: str = ""  # the timeout as the wrapper's message says it ("2s", "10m")
+
+
 @dataclass(slots=True)
 class Submission:
     """One job (one trial of it) to start."""
@@ -56,6 +74,8 @@ class Submission:
     group: int  # index of the spec's job group
     options: Any  # validated backend options of the group (the backend's options model)
     timeout: float | None = None
+    #: given when the backend asked for it (`direct_jobs`) and the job needs no wrapper
+    direct: DirectJob | None = None
 
 
 @dataclass(slots=True)
@@ -140,6 +160,8 @@ class Backend(ABC, Generic[O]):
     #: True: one `submit` call gets the whole fill (the backend spreads it itself);
     #: False: the runner splits it into `submission_batch` parallel calls
     whole_fill: ClassVar[bool] = False
+    #: True: the backend starts jobs that need no wrapper directly (`Submission.direct`)
+    direct_jobs: ClassVar[bool] = False
     #: seconds between two event-folder polls when nothing wakes the runner
     poll_interval: ClassVar[float] = 1.0
     # defaults of the cadence (`Timing`); an instance holds the resolved values

@@ -27,7 +27,7 @@ import signal
 import time
 from pathlib import Path
 
-from xqdecl.backends.reaper import JobKey, Reaper, sweep_processes, wrapper_key
+from xqdecl.backends.reaper import JobKey, Reaper, job_key, sweep_processes, wrapper_key
 
 #: env XQDECL_CONTAIN: "auto" (cgroup where possible, else the subreaper) or "reaper"
 CONTAIN_ENV = "XQDECL_CONTAIN"
@@ -286,7 +286,8 @@ class Containment:
             name = self.jail.of_pid(pid)
             if name:
                 self._groups[jid] = name
-        self._keys[jid] = wrapper_key(pid, self.script_prefix)
+        # a wrapper by its command line; a job the executor started directly by its env
+        self._keys[jid] = wrapper_key(pid, self.script_prefix) or job_key(pid, self.prefix)
 
     # -- jobs ending ------------------------------------------------------------------------
     def ended(self, jid: str, pid: int | None) -> None:

@@ -1,11 +1,15 @@
 """The embedded default backend: jobs run as process groups on this machine.
 
-Each wrapper is started by a launcher in a process group of its own (so a
-cancel reaches everything it started) and, where the machine allows, in a
-cgroup of its own (contain.py: whatever the job started ends with it). Its exit is
-noticed through a pidfd registered with the event loop: no polling of the
+Jobs are started by the run's executor (`xqdecl.worker`, the Rust core in
+rust/exec): a job that needs no wrapper (no prescript, postscript or plugin
+snippet) runs as its command alone, the executor writing its files; any other
+job runs its wrapper. Each runs in a process group of its own (so a cancel
+reaches everything it started) and, where the machine allows, in a cgroup of
+its own (contain.py: whatever the job started ends with it). The executor tells
+the runner of each end once the job's rc file is in place: no polling of the
 process table, no thread per job, no sleep. The exit status is kept only as the
-scheduler's view; the job's rc file stays the truth.
+scheduler's view; the job's rc file stays the truth. Where the executor cannot
+run, wrappers are spawned one by one (the container backend always does that).
 """
 
 from __future__ import annotations
@@ -16,10 +20,19 @@ import os
 import shutil
 import signal
 import socket
+import sys
 from collections.abc import Callable, Sequence
 from typing import ClassVar, TypeVar
 
-from xqdecl.backends.base import Backend, BackendContext, JobState, Liveness, Submission, Submitted
+from xqdecl.backends.base import (
+    KILL_GRACE,
+    Backend,
+    BackendContext,
+    JobState,
+    Liveness,
+    Submission,
+    Submitted,
+)
 from xqdecl.backends.contain import Containment
 from xqdecl.spec import LocalOptions
 from xqdecl.spec.schedulers import SchedulerBase
@@ -52,55 +65,164 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
-#: A long-lived bash that starts wrappers for the runner. Each record on its stdin
-#: is "<trial>\\0<script>\\0<cgroup.procs or ''>\\0"; it answers with the pid. Its
-#: `&` forks without waiting for the exec (a posix_spawn from Python blocks the
-#: event loop until the child is scheduled: ~5 ms with 64 busy jobs on 2 cores),
-#: `set -m` gives each wrapper a process group of its own, and the child enters
-#: the job's cgroup before the exec, so nothing of the job starts outside it.
-LAUNCHER = r"""
-set -m
-while IFS= read -r -d '' trial && IFS= read -r -d '' script && IFS= read -r -d '' cg; do
-  { [ -z "$cg" ] || echo "$BASHPID" >"$cg"; exec bash "$script" "$trial"; } \
-    </dev/null >/dev/null 2>&1 &
-  printf '%s\n' "$!"
-done
-"""
+def _record(sub: Submission, cgroup: str) -> bytes:
+    """One job for the executor (xqdecl.worker; rust/exec): NUL-ended fields."""
+    d = sub.direct
+    if d is None:
+        fields = ["J", str(sub.index), str(sub.trial), "wrapper", "", "", "", "", "", cgroup,
+                  "3", "bash", str(sub.script), str(sub.trial), "0"]
+    else:
+        timeout = "" if sub.timeout is None else repr(float(sub.timeout))
+        fields = ["J", str(sub.index), str(sub.trial), "direct", d.metadir, d.events,
+                  d.cwd or "", timeout, d.timeout_label, cgroup, str(len(d.argv)), *d.argv,
+                  str(len(d.env)), *(f"{k}={v}" for k, v in d.env.items())]
+    return b"".join(os.fsencode(f) + b"\0" for f in fields)
 
 
-class _Launcher:
-    def __init__(self, proc: asyncio.subprocess.Process):
-        self.proc = proc
-        self.lock = asyncio.Lock()
+class _Executor:
+    """The run's job executor: a small process of its own session that starts the jobs
+    the runner hands it (a direct job as its command alone, else its wrapper), writes
+    a direct job's files, and tells the runner `s <i> <t> <pid> <ticks>` when a job
+    started and `e <i> <t> <rc>` once it ended and its rc file is in place. It outlives
+    a killed runner until its own jobs ended, so their rc files are still written.
+
+    Plain pipes and a reader on the event loop: no subprocess object that would
+    complain when the runner is done with an executor whose jobs still run."""
+
+    def __init__(self, pid: int, fd_in: int, fd_out: int,
+                 on_end: Callable[[int, int, int], None], on_message: Callable[[str], None]):
+        self.pid = pid
+        self.lock = asyncio.Lock()  # one spawn at a time: starts are told in order
+        self._wlock = asyncio.Lock()  # records are written whole
+        self.ended = False  # its stdout closed: it ended (or is about to)
+        self._fd_in, self._fd_out = fd_in, fd_out
+        self._buf = b""
+        self._starts: asyncio.Queue[tuple[int, str] | None] = asyncio.Queue()
+        self._on_end = on_end
+        self._on_message = on_message
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(fd_out, self._readable)
 
     @classmethod
-    async def start(cls, bash: str) -> _Launcher:
-        proc = await asyncio.create_subprocess_exec(
-            bash, "-c", LAUNCHER, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        return cls(proc)
+    def start(cls, on_end: Callable[[int, int, int], None],
+              on_message: Callable[[str], None]) -> _Executor:
+        # the package is found where this runner found it, without changing the
+        # environment every job inherits from the executor
+        boot = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                "from xqdecl._xqdecl import run_executor; "
+                "sys.exit(run_executor(float(sys.argv[1])))")
+        package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        r_in, w_in = os.pipe()
+        r_out, w_out = os.pipe()
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            pid = os.posix_spawn(
+                sys.executable, [sys.executable, "-c", boot, package, str(KILL_GRACE)],
+                os.environ, setsid=True,
+                file_actions=[(os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1),
+                              (os.POSIX_SPAWN_DUP2, devnull, 2)],
+            )
+        except OSError:
+            for fd in (w_in, r_out):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (r_in, w_out, devnull):
+                os.close(fd)
+        os.set_blocking(w_in, False)
+        os.set_blocking(r_out, False)
+        return cls(pid, w_in, r_out, on_end, on_message)
 
-    async def spawn(self, items: list[tuple[int, str, str]]) -> list[int]:
-        """Start `bash script trial` in cgroup `cg` for each item; their pids, in order."""
-        assert self.proc.stdin is not None and self.proc.stdout is not None
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd_out, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._eof()
+            return
+        *lines, self._buf = (self._buf + data).split(b"\n")
+        for line in lines:
+            self._line(line.decode(errors="replace"))
+
+    def _line(self, line: str) -> None:
+        kind, _, rest = line.partition(" ")
+        parts = rest.split()
+        try:
+            if kind == "s":
+                self._starts.put_nowait((int(parts[2]), parts[3]))
+            elif kind == "e":
+                self._on_end(int(parts[0]), int(parts[1]), int(parts[2]))
+            elif kind == "!":
+                self._on_message(f"warning: job executor: {rest}")
+        except (IndexError, ValueError):
+            self._on_message(f"warning: the job executor said {line!r}")
+
+    def _eof(self) -> None:
+        if not self.ended:
+            self.ended = True
+            self._loop.remove_reader(self._fd_out)
+            self._starts.put_nowait(None)  # whoever waits for a start hears the end
+            self._reap()
+
+    def _reap(self) -> bool:
+        with contextlib.suppress(ChildProcessError):
+            return os.waitpid(self.pid, os.WNOHANG)[0] != 0
+        return True
+
+    async def _write(self, data: bytes) -> None:
+        async with self._wlock:
+            await self._write_all(data)
+
+    async def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._fd_in, view):]
+            except BlockingIOError:
+                ready = self._loop.create_future()
+                self._loop.add_writer(self._fd_in, ready.set_result, None)
+                try:
+                    await ready
+                finally:
+                    self._loop.remove_writer(self._fd_in)
+
+    async def spawn(self, records: list[bytes]) -> list[tuple[int, str]]:
+        """Hand over the jobs; (pid, start ticks) of each, in order (pid 0: it did not
+        start, and its end is told at once)."""
         async with self.lock:
-            self.proc.stdin.write(b"".join(f"{t}\0{s}\0{c}\0".encode() for t, s, c in items))
-            await self.proc.stdin.drain()
-            pids = []
-            for _ in items:
-                line = await self.proc.stdout.readline()
-                if not line:
-                    raise OSError("the job launcher ended")
-                pids.append(int(line))
-            return pids
+            if self.ended:
+                raise OSError("the job executor ended")
+            await self._write(b"".join(records))
+            out = []
+            for _ in records:
+                got = await self._starts.get()
+                if got is None:
+                    self._starts.put_nowait(None)
+                    raise OSError("the job executor ended")
+                out.append(got)
+            return out
+
+    async def cancel(self, tags: list[tuple[int, int]]) -> None:
+        """Stop these jobs (index, trial): TERM now, KILL after the executor's grace."""
+        if not self.ended:
+            await self._write(b"".join(f"C\0{i}\0{t}\0".encode() for i, t in tags))
 
     async def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.proc.wait(), 5)
+        """No more jobs: it ends once the jobs it runs ended (a runner that lets jobs
+        run on does not wait for them; the executor finishes their files alone)."""
+        os.close(self._fd_in)
+        deadline = self._loop.time() + 0.5
+        while not self.ended and self._loop.time() < deadline:
+            await asyncio.sleep(0.01)  # its last lines, then its end
+        if not self.ended:
+            self.ended = True
+            self._loop.remove_reader(self._fd_out)
+        os.close(self._fd_out)
+        while not self._reap() and self._loop.time() < deadline:
+            await asyncio.sleep(0.01)
 
 
 def pid_alive(jid: str) -> bool:
@@ -152,9 +274,12 @@ class ProcessBackend(Backend[P]):
         super().__init__(options, ctx)
         self._bash = shutil.which("bash") or "/bin/bash"
         self._children: dict[str, int] = {}  # jid -> pid of our own children
-        self._launched: dict[str, int] = {}  # jid -> pid started by the launcher
-        self._launcher: _Launcher | None = None
-        self._launcher_failed = False
+        self._launched: dict[str, int] = {}  # jid -> pid of a job the executor started
+        self._tags: dict[tuple[int, int], str] = {}  # (index, trial) -> jid, of those
+        self._tags_of: dict[str, tuple[int, int]] = {}  # and back
+        self._ended_early: dict[tuple[int, int], int] = {}  # told ended before its start
+        self._executor: _Executor | None = None
+        self._executor_failed = False
         self._adopted: dict[str, int] = {}  # jid -> pid of jobs of an earlier runner
         self._exited: dict[str, JobState] = {}
         self._fds: dict[int, int] = {}  # pid -> pidfd
@@ -171,31 +296,55 @@ class ProcessBackend(Backend[P]):
 
     # -- submit -----------------------------------------------------------------
     async def submit(self, batch: Sequence[Submission]) -> list[Submitted]:
-        if not self._launcher_failed:
+        if not self._executor_failed:
             try:
-                if self._launcher is None:
-                    self._launcher = await _Launcher.start(self._bash)
-                    self._contain.launcher_started(self._launcher.proc.pid)
+                if self._executor is None:
+                    self._executor = _Executor.start(self._on_end, self.ctx.message)
+                    self._contain.launcher_started(self._executor.pid)
                     self._contain.sweep()
                 cgs = [self._contain.procs_file(s.index, s.trial) for s in batch]
-                pids = await self._launcher.spawn([
-                    (s.trial, str(s.script), cg) for s, cg in zip(batch, cgs, strict=True)])
+                started = await self._executor.spawn([
+                    _record(s, cg) for s, cg in zip(batch, cgs, strict=True)])
             except (OSError, ValueError) as exc:
-                self._launcher_failed = True  # start them one by one from here on
-                self.ctx.message(f"warning: the job launcher failed ({exc}); spawning directly")
+                self._executor_failed = True  # start them one by one from here on
+                self.ctx.message(f"warning: the job executor failed ({exc}); spawning directly")
             else:
-                return [self._track_launched(sub, pid) for sub, pid in zip(
-                    batch, pids, strict=True)]
+                return [self._track_launched(sub, pid, ticks) for sub, (pid, ticks) in zip(
+                    batch, started, strict=True)]
         self._contain.sweep()
         return self._spawn(batch)
 
-    def _track_launched(self, sub: Submission, pid: int) -> Submitted:
-        jid = f"{pid}.{_start_ticks(pid)}"
-        self._launched[jid] = pid
+    def _track_launched(self, sub: Submission, pid: int, ticks: str) -> Submitted:
+        tag = (sub.index, sub.trial)
+        jid = f"{pid}.{ticks}" if pid else f"none.{sub.index}.{sub.trial}"
         self._contain.started(jid, sub.index, sub.trial)
-        # gone already, or no pidfd: liveness falls back to /proc
-        self._watch_exit(pid, self._on_launched_exit, jid)
+        if pid:
+            self._launched[jid] = pid
+            self._tags[tag] = jid
+            self._tags_of[jid] = tag
+        if tag in self._ended_early or not pid:
+            self._ended(jid)
+            self.ctx.wake()
+        self._ended_early.pop(tag, None)
         return Submitted(sub.index, jid)
+
+    def _on_end(self, index: int, trial: int, rc: int) -> None:
+        """The executor says a job ended (its rc file, if it has one, is in place)."""
+        jid = self._tags.pop((index, trial), None)
+        self._tags_of.pop(jid or "", None)
+        if jid is None:  # its start is not handled yet
+            self._ended_early[(index, trial)] = rc
+            return
+        self._ended(jid)
+        self.ctx.wake()
+
+    def _ended(self, jid: str) -> None:
+        self._contain.ended(jid, None)  # what the job left in its cgroup ends with it
+        self._launched.pop(jid, None)
+        self._exited[jid] = JobState(Liveness.DONE, "exited")
+
+    def _executor_alive(self) -> bool:
+        return self._executor is not None and not self._executor.ended
 
     def _watch_exit(self, pid: int, on_exit: Callable[[str, int], None], jid: str) -> None:
         """Call `on_exit(jid, pid)` when the process ends (nothing without a pidfd)."""
@@ -211,15 +360,6 @@ class ProcessBackend(Backend[P]):
         if fd >= 0:
             asyncio.get_running_loop().remove_reader(fd)
             os.close(fd)
-
-    def _on_launched_exit(self, jid: str, pid: int) -> None:
-        self._unwatch_exit(pid)
-        with contextlib.suppress(OSError):  # what the job left in its group goes with it
-            os.killpg(pid, signal.SIGKILL)
-        self._contain.ended(jid, None)  # and what it left elsewhere in its cgroup
-        self._launched.pop(jid, None)
-        self._exited[jid] = JobState(Liveness.DONE, "exited")
-        self.ctx.wake()
 
     def _spawn(self, batch: Sequence[Submission]) -> list[Submitted]:
         results = []
@@ -285,7 +425,7 @@ class ProcessBackend(Backend[P]):
                     out[jid] = running
                 else:
                     out[jid] = self._exited.pop(jid)
-            elif (jid in self._launched and self._launched[jid] in self._fds) or self._alive(jid):
+            elif (jid in self._launched and self._executor_alive()) or self._alive(jid):
                 out[jid] = running
             elif jid in self._adopted:  # an earlier runner's job ended: so does what it left
                 self._contain.ended(jid, self._adopted.pop(jid))
@@ -309,6 +449,12 @@ class ProcessBackend(Backend[P]):
     # -- cancel -----------------------------------------------------------------
     async def cancel(self, jids: Sequence[str]) -> None:
         pids = []
+        via_executor = [self._tags_of[j] for j in jids if j in self._tags_of]
+        if via_executor and self._executor is not None:
+            # the executor sends the TERM and KILLs after its own grace, even if
+            # this runner dies meanwhile
+            with contextlib.suppress(OSError):
+                await self._executor.cancel(via_executor)
         for jid in jids:
             pid = self._pid_of(jid)
             if pid is None and self._alive(jid):  # `xqdecl kill` with no runner
@@ -347,7 +493,7 @@ class ProcessBackend(Backend[P]):
         if jid in self._children:
             return pid in self._fds or not self._reap(jid, pid, block=False)
         if jid in self._launched:
-            return pid in self._fds
+            return self._executor_alive() or self._alive(jid)
         try:
             os.killpg(pid, 0)
         except OSError:
@@ -369,9 +515,9 @@ class ProcessBackend(Backend[P]):
         self._fds.clear()
         with contextlib.suppress(OSError):
             os.close(self._devnull)
-        if self._launcher is not None:
-            await self._launcher.close()
-            self._launcher = None
+        if self._executor is not None:
+            await self._executor.close()
+            self._executor = None
         if self._released:  # e.g. a rerun that only found the rc files of ended jobs
             self._contain.sweep()
         self._contain.close()
@@ -381,3 +527,4 @@ class LocalBackend(ProcessBackend[LocalOptions]):
     """`type = "local"`: the embedded default."""
 
     contain_jobs = True
+    direct_jobs = True

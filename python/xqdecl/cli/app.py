@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     pl = cmd("plan", "show the jobs per group, arrays/chunks and the first commands")
     pl.add_argument("spec")
     pl.add_argument("--show", type=int, default=5, help="commands to show per group")
+    pl.add_argument("--job", metavar="N", help="one job (index or name): with --script, "
+                    "print its standalone wrapper")
+    pl.add_argument("--script", action="store_true",
+                    help="print the wrapper script of --job N (bash it to run the job by hand)")
     st = cmd("status", "per-status counts and the failed jobs of a run")
     st.add_argument("spec")
     kl = cmd("kill", "cancel every live job of a run")
@@ -206,6 +210,11 @@ def _dispatch(args: argparse.Namespace, out: Output, interrupts: _Interrupts) ->
     if args.command == "validate":
         return commands.validate(args.spec, out)
     if args.command == "plan":
+        if args.script or args.job is not None:
+            if not (args.script and args.job is not None):
+                out.error("xqdecl plan: --job N and --script go together")
+                return ExitCode.USAGE
+            return commands.job_script(args.spec, out, args.job)
         return commands.plan(args.spec, out, args.show)
     if args.command == "run":
         if args.dry_run:

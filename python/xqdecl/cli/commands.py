@@ -17,6 +17,7 @@ from xqdecl.cli.streams import VisibleDecoder, write_bytes
 from xqdecl.engine import Runner
 from xqdecl.errors import BackendError, ExitCode, UnknownJobError
 from xqdecl.plan import Plan, render_job, write_wrapper
+from xqdecl.plan.wrapper import render
 from xqdecl.plugin.hooks import load_hooks
 from xqdecl.report import RunStats, collect, job_json, status_json, write_report
 from xqdecl.spec import Spec, count_jobs, json_schema, load_spec
@@ -93,6 +94,31 @@ def plan(path: str, out: Output, show: int) -> int:
         out.json(summary)
     else:
         _print_plan(out, summary)
+    return ExitCode.OK
+
+
+def job_script(path: str, out: Output, job: str) -> int:
+    """The wrapper job `job` (index or name) runs as, standalone: `bash` it to run the
+    job by hand, in its run directory's files (trial from its first argument)."""
+    spec = load_spec(path)
+    p = Plan(spec)
+    index = int(job) if job.isdigit() else next(
+        (j.index for j in p.jobs() if j.name == job), None)
+    if index is None or not 0 <= index < p.total:
+        raise UnknownJobError(f"run {spec.name} has no job {job!r} "
+                              f"(give an index 0 to {p.total - 1} or a name)")
+    hooks = load_hooks(list(spec.plugins), spec)  # their snippets belong in the wrapper
+    try:
+        p = Plan(spec, hooks=hooks)
+        backend = _backend(spec, p)
+        hooks.bind(backend)
+        rendered = p.job(index)
+        w = p.wrapper_input(rendered, backend.directives(p.groups[rendered.group].options))
+        w.standalone = True
+        text = render(w)
+    finally:
+        hooks.close()
+    write_bytes(1, text.encode())
     return ExitCode.OK
 
 

@@ -16,12 +16,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from xqdecl.backends.base import Submission
+from xqdecl.backends.base import DirectJob, Submission
 from xqdecl.engine.effects import Effects
 from xqdecl.engine.stop import Stop
 from xqdecl.engine.table import Data, Ev
 from xqdecl.errors import BackendError, StoreError
-from xqdecl.plan import Plan, render_job, write_wrapper
+from xqdecl.plan import Plan, write_wrapper
+from xqdecl.plan.wrapper import direct_job, render
 from xqdecl.store.journal import JobRow
 
 #: consecutive failed scheduler calls before the run gives up (exit 4)
@@ -70,6 +71,8 @@ class Submitter:
         self.cloud = cloud
         self.history = plan.rundir.history / f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
         self._history_made = False
+        #: jobs an executor may start without their wrapper, from `_files` to `_submission`
+        self._direct: dict[int, DirectJob] = {}
 
     async def fill(self, planning_done: bool,
                    dispatch: Callable[[], Awaitable[None]]) -> None:
@@ -127,9 +130,12 @@ class Submitter:
 
     def _submission(self, row: JobRow) -> Submission:
         g = self.plan.groups[row.grp]
+        direct = self._direct.pop(row.idx, None)
+        if direct is not None:
+            direct.env["XQDECL_TRIAL"] = str(row.trial)
         return Submission(index=row.idx, trial=row.trial, name=row.name,
                           script=self.plan.rundir.script(row.idx), group=row.grp,
-                          options=g.options, timeout=g.timeout)
+                          options=g.options, timeout=g.timeout, direct=direct)
 
     async def _ask(self, taken: list[int], dispatch: Callable[[], Awaitable[None]]) -> list[int]:
         """Plugins may veto a submission: the job is then skipped."""
@@ -158,8 +164,12 @@ class Submitter:
                 while not self.cloud and (rd.file(row.idx, "start", trial).exists()
                                           or rd.file(row.idx, "rc", trial).exists()):
                     trial += 1
-            text = render_job(self.plan, self.plan.job(row.idx), self.directives[row.grp])
-            row.hash = write_wrapper(rd.script_str(row.idx), text)
+            w = self.plan.wrapper_input(self.plan.job(row.idx), self.directives[row.grp])
+            row.hash = write_wrapper(rd.script_str(row.idx), render(w))
+            if self.backend.direct_jobs:
+                direct = direct_job(w, trial)
+                if direct is not None:
+                    self._direct[row.idx] = direct
             return trial
         except OSError as exc:
             raise StoreError(f"cannot write the files of job {row.idx} under "

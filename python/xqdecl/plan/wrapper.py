@@ -31,8 +31,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-#: seconds between TERM and KILL when a command is cancelled or timed out
-KILL_GRACE = 10
+from xqdecl.backends.base import KILL_GRACE, DirectJob
+
+__all__ = ["KILL_GRACE", "WrapperInput", "command_line", "direct_job", "render"]
 
 
 @dataclass(slots=True)
@@ -56,6 +57,7 @@ class WrapperInput:
     prep_snippets: Sequence[str] = ()
     end_snippets: Sequence[str] = ()
     upload: str = ""  # shell functions putting the job's files into a bucket (cloud.py)
+    standalone: bool = False  # for a user to run by hand: it makes its folders itself
 
 
 def _q(value: object) -> str:
@@ -78,6 +80,20 @@ def _block(text: str) -> str:
     """A user snippet as its own block; empty text gives `:` so the block is valid."""
     text = text.strip("\n")
     return text if text.strip() else ":"
+
+
+def direct_job(w: WrapperInput, trial: int) -> DirectJob | None:
+    """The job as an executor starts it without this wrapper, when it needs nothing of
+    the wrapper's shell (no prescript, postscript, plugin snippet or upload); else None."""
+    if (w.prescript.strip() or w.postscript.strip() or w.upload or any(w.init_snippets)
+            or any(w.prep_snippets) or any(w.end_snippets)):
+        return None
+    env = {"XQDECL_JOB_INDEX": str(w.index), "XQDECL_JOB_NAME": w.name, "XQDECL_RUN": w.run,
+           "XQDECL_JOB_METADIR": w.metadir, "XQDECL_TRIAL": str(trial)}
+    env.update(w.env)
+    argv = ["bash", "-c", w.cmd] if isinstance(w.cmd, str) else list(w.cmd)
+    return DirectJob(argv=argv, env=env, cwd=w.cwd, metadir=w.metadir, events=w.events_dir,
+                     timeout_label=_duration(w.timeout) if w.timeout else "")
 
 
 def _duration(seconds: float) -> str:
@@ -266,6 +282,9 @@ def render(w: WrapperInput) -> str:
         f"XQDECL_JOB_METADIR={_q(w.metadir)} XQDECL_TRIAL"
     )
     out.append(f"_xq_ev={_q(w.events_dir)} _xq_tag={w.index}.$XQDECL_TRIAL")
+    if w.standalone:
+        out.append('builtin command -p mkdir -p -- "$XQDECL_JOB_METADIR" "$_xq_ev" || '
+                   "builtin exit 1")
     out.append(_prelude(w.timeout, w.upload, KILL_GRACE))
     # defined before any user code runs: aliases a snippet turns on cannot reach it
     out.append(_finish(w.postscript, tuple(w.end_snippets), bool(w.upload)))
