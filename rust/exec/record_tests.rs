@@ -207,6 +207,9 @@ fn a_cancel_between_records() {
     assert_eq!(record(&out[0]).index, 1);
     assert_eq!(out[1], Parsed::Cancel(4, 2));
     assert_eq!(record(&out[2]).index, 2);
-    assert!(malformed(&out[3]).contains("index \"x\" is not a number"), "{out:?}");
+    assert!(
+        malformed(&out[3]).contains("index \"x\" is not a number"),
+        "{out:?}"
+    );
     assert_eq!(out.len(), 4);
 }
