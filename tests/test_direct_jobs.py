@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -69,8 +70,12 @@ def test_a_direct_job_sees_the_wrappers_environment_and_working_directory(
     out = (meta / "stdout.0").read_text()
     assert out == f"0|e-a b|0|spec|run|a b|{tmp_path / 'sub'}|eof\n"
     assert (meta / "rc.0").read_bytes() == b"0\n\n"
-    _host, pid, epoch = (meta / "start.0").read_text().split()
+    _host, pid, epoch, stamp = (meta / "start.0").read_text().split()
     assert pid.isdigit() and abs(float(epoch) - time.time()) < 120
+    # no wrapper is written for it: its definition hash is on its start line
+    assert not (meta / "job.sh").exists()
+    with sqlite3.connect(_rundir(tmp_path) / "journal.db") as db:
+        assert db.execute("select hash from jobs where idx = 0").fetchone() == (stamp,)
 
 
 def test_direct_jobs_fail_timeout_and_crash_as_wrapped_ones_do(

@@ -24,7 +24,7 @@ def record(index: int, argv: list[str], *, mode: str = "direct", rundir: Path | 
     env = env or {}
     meta = str(rundir / "jobs" / str(index)) if rundir and mode == "direct" else ""
     events = str(rundir / "events") if rundir and mode == "direct" else ""
-    fields = ["J", str(index), "0", mode, meta, events, cwd, timeout, label, "",
+    fields = ["J", str(index), "0", mode, meta, events, cwd, timeout, label, "", "",
               str(len(argv)), *argv, str(len(env)), *(f"{k}={v}" for k, v in env.items())]
     return b"".join(os.fsencode(f) + b"\0" for f in fields)
 

@@ -52,9 +52,10 @@ impl Files {
     }
 
     /// `start.<t>`: `<host> <pid> <epoch>`.
-    pub fn write_start(&self, host: &str, pid: u32) -> Result<(), String> {
+    pub fn write_start(&self, host: &str, pid: u32, stamp: &str) -> Result<(), String> {
         let p = self.path("start");
-        let line = format!("{host} {pid} {}\n", epoch());
+        let sep = if stamp.is_empty() { "" } else { " " };
+        let line = format!("{host} {pid} {}{sep}{stamp}\n", epoch());
         write_whole(&p, line.as_bytes(), false).map_err(|e| problem(&p, &e))
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::files::{hostname, os_text, Files};
 use super::reap::{self, Alarm, Clock, Due};
 use super::report::Reports;
-use super::spawn::{spawn, spawn_rc, start_ticks};
+use super::spawn::{spawn, spawn_rc, start_ticks, Programs};
 use super::{Mode, Record};
 use crate::error::Result;
 
@@ -33,6 +33,7 @@ pub struct Jobs {
     table: HashMap<u32, Job>,
     /// (index, trial) -> pid, for cancels
     tags: HashMap<(u64, u64), u32>,
+    programs: Programs,
     clock: Clock,
     grace: Duration,
     host: String,
@@ -44,6 +45,7 @@ impl Jobs {
         Jobs {
             table: HashMap::new(),
             tags: HashMap::new(),
+            programs: Programs::default(),
             clock: Clock::default(),
             grace,
             host: hostname(),
@@ -65,11 +67,13 @@ impl Jobs {
         let (index, trial) = (rec.index, rec.trial);
         let launched = match rec.mode {
             Mode::Direct => self.launch_direct(&rec, out),
-            Mode::Wrapper => spawn(&rec, Stdio::null(), Stdio::null()).map_err(|err| {
-                let why = cannot_run(&rec, &err);
-                out.problem(&why);
-                (spawn_rc(&err), why)
-            }),
+            Mode::Wrapper => {
+                spawn(&rec, Stdio::null(), Stdio::null(), &mut self.programs).map_err(|err| {
+                    let why = cannot_run(&rec, &err);
+                    out.problem(&why);
+                    (spawn_rc(&err), why)
+                })
+            }
         };
         let files =
             (rec.mode == Mode::Direct).then(|| Files::new(&rec.metadir, &rec.events, index, trial));
@@ -113,7 +117,7 @@ impl Jobs {
     /// Direct mode up to the start line: the job's pid, or the rc and why of a
     /// job that could not be started (its start line then names the executor).
     fn launch_direct<W: Write>(
-        &self,
+        &mut self,
         rec: &Record,
         out: &mut Reports<W>,
     ) -> std::result::Result<u32, (i32, String)> {
@@ -130,14 +134,15 @@ impl Jobs {
                 problems.extend(files.append_stderr(&format!("xqdecl: {why}\n")).err());
                 Err((1, why))
             }
-            Ok((stdout, stderr)) => spawn(rec, stdout.into(), stderr.into()).map_err(|err| {
-                let why = cannot_run(rec, &err);
-                problems.extend(files.append_stderr(&format!("xqdecl: {why}\n")).err());
-                (spawn_rc(&err), why)
-            }),
+            Ok((stdout, stderr)) => spawn(rec, stdout.into(), stderr.into(), &mut self.programs)
+                .map_err(|err| {
+                    let why = cannot_run(rec, &err);
+                    problems.extend(files.append_stderr(&format!("xqdecl: {why}\n")).err());
+                    (spawn_rc(&err), why)
+                }),
         };
         let pid = *launched.as_ref().unwrap_or(&std::process::id());
-        problems.extend(files.write_start(&self.host, pid).err());
+        problems.extend(files.write_start(&self.host, pid, &rec.stamp).err());
         problems.extend(files.event("s").err());
         for problem in problems {
             out.problem(&problem);

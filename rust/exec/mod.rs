@@ -3,7 +3,8 @@
 //!
 //! Input (runner -> executor) is a stream of records, every field ended by a
 //! NUL: `J`, index, trial, mode (`direct` | `wrapper`), metadir, events folder,
-//! cwd, timeout seconds, timeout label, cgroup.procs path, argc + argv, envc +
+//! cwd, timeout seconds, timeout label, cgroup.procs path, stamp (a word for the
+//! start line), argc + argv, envc +
 //! `KEY=VALUE` entries (record.rs); or a cancel: `C`, index, trial (SIGTERM to
 //! the job's group, SIGKILL after the grace, as a timeout does, so a cancel
 //! whose runner died still ends). Output is one line per fact: `s <index>
@@ -60,6 +61,8 @@ pub struct Record {
     pub timeout: Option<Duration>,
     pub timeout_label: String,
     pub cgroup: Option<PathBuf>,
+    /// Added to the start line as its fourth word (the runner's definition hash).
+    pub stamp: String,
     pub argv: Vec<OsString>,
     pub env: Vec<(OsString, OsString)>,
 }

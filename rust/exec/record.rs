@@ -43,6 +43,7 @@ enum Step {
     Timeout,
     Label,
     Cgroup,
+    Stamp,
     Argc,
     Argv(usize),
     Envc,
@@ -155,6 +156,13 @@ impl Builder {
             }
             Step::Cgroup => {
                 r.cgroup = (!field.is_empty()).then(|| path(field));
+                Step::Stamp
+            }
+            Step::Stamp => {
+                if field.iter().any(|b| b.is_ascii_whitespace()) {
+                    return Err(format!("stamp {} is not one word", shown(field)));
+                }
+                r.stamp = String::from_utf8_lossy(field).into_owned();
                 Step::Argc
             }
             Step::Argc => match number(field, "argc")? {

@@ -12,7 +12,7 @@ fn fields(parts: &[&str]) -> Vec<u8> {
 
 fn direct(index: &str) -> Vec<String> {
     let mut v: Vec<String> = [
-        "J", index, "0", "direct", "/m", "/ev", "/w", "2.5", "2.5s", "",
+        "J", index, "0", "direct", "/m", "/ev", "/w", "2.5", "2.5s", "", "h1",
     ]
     .map(String::from)
     .to_vec();
@@ -53,6 +53,7 @@ fn a_whole_record() {
     assert_eq!(r.timeout, Some(Duration::from_millis(2500)));
     assert_eq!(r.timeout_label, "2.5s");
     assert_eq!(r.cgroup, None);
+    assert_eq!(r.stamp, "h1");
     assert_eq!(r.argv, [OsString::from("sh"), OsString::from("-c")]);
     let env: Vec<_> = r
         .env
@@ -76,6 +77,7 @@ fn any_chunking_gives_the_same_records() {
         "",
         "",
         "/cg/cgroup.procs",
+        "",
         "1",
         "bash",
         "0",
@@ -121,12 +123,13 @@ fn malformed(out: &Parsed) -> &str {
 
 #[test]
 fn a_malformed_record_is_skipped_up_to_the_next_j() {
-    let cases: [(usize, &str, &str); 6] = [
+    let cases: [(usize, &str, &str); 7] = [
         (1, "x7", "index \"x7\" is not a number"),
         (2, "-1", "(job 1): trial \"-1\" is not a number"),
         (3, "batch", "(job 1.0): unknown mode \"batch\""),
-        (10, "0", "argc is 0"),
-        (14, "NOEQUALS", "env entry \"NOEQUALS\" is not KEY=VALUE"),
+        (11, "0", "argc is 0"),
+        (15, "NOEQUALS", "env entry \"NOEQUALS\" is not KEY=VALUE"),
+        (10, "two words", "stamp \"two words\" is not one word"),
         (7, "soon", "timeout \"soon\" is not a count of seconds"),
     ];
     for (at, value, says) in cases {

@@ -62,6 +62,7 @@ struct Rec {
     events: PathBuf,
     cwd: String,
     timeout: &'static str,
+    stamp: &'static str,
     argv: Vec<String>,
     env: Vec<String>,
 }
@@ -77,6 +78,7 @@ impl Rec {
             events: d.join("events"),
             cwd: String::new(),
             timeout: "",
+            stamp: "",
             argv: argv.iter().map(|a| a.to_string()).collect(),
             env: Vec::new(),
         }
@@ -105,6 +107,7 @@ impl Rec {
             self.timeout.into(),
             label,
             "".into(),
+            self.stamp.into(),
         ]);
         parts.push(self.argv.len().to_string());
         parts.extend(self.argv.iter().cloned());
@@ -147,7 +150,8 @@ fn lines(out: &str) -> Vec<String> {
 fn direct_jobs_write_exact_files() {
     let d = TempDir::new("exec-direct");
     let a = Rec::direct(d.path(), 1, &["true"]);
-    let b = Rec::direct(d.path(), 2, &["sh", "-c", "echo hi; echo oops >&2; exit 3"]);
+    let mut b = Rec::direct(d.path(), 2, &["sh", "-c", "echo hi; echo oops >&2; exit 3"]);
+    b.stamp = "f00d";
     let out = drive([a.bytes(), b.bytes()].concat(), 1.0);
     let got = lines(&out);
     assert_eq!(got[..2], ["s 1 0", "s 2 0"]);
@@ -162,7 +166,13 @@ fn direct_jobs_write_exact_files() {
     let start = b.file("start.0");
     let pid = out.lines().nth(1).unwrap().split(' ').nth(3).unwrap();
     let parts: Vec<&str> = start.trim_end().split(' ').collect();
-    assert_eq!(parts.len(), 3, "{start:?}");
+    assert_eq!(parts.len(), 4, "{start:?}");
+    assert_eq!(parts[3], "f00d");
+    assert_eq!(
+        a.file("start.0").split(' ').count(),
+        3,
+        "no stamp: three words"
+    );
     assert_eq!(parts[0], super::files::hostname());
     assert_eq!(parts[1], pid);
     let (secs, micros) = parts[2].split_once('.').unwrap();

@@ -61,6 +61,11 @@ class DirectJob:
     metadir: str  # as the execution host sees it
     events: str
     timeout_label: str = ""  # the timeout as the wrapper's message says it ("2s", "10m")
+    #: the job's definition hash: the executor puts it on the start line (no job.sh is
+    #: written for a direct job; recovery from disk reads it there)
+    stamp: str = ""
+    #: the equivalent wrapper, written only where the job must run through it after all
+    script_text: str = ""
 
 
 @dataclass(slots=True)

@@ -36,6 +36,7 @@ from xqdecl.backends.base import (
 from xqdecl.backends.contain import Containment
 from xqdecl.spec import LocalOptions
 from xqdecl.spec.schedulers import SchedulerBase
+from xqdecl.store.layout import write_atomic
 
 P = TypeVar("P", bound=SchedulerBase)
 
@@ -70,11 +71,11 @@ def _record(sub: Submission, cgroup: str) -> bytes:
     d = sub.direct
     if d is None:
         fields = ["J", str(sub.index), str(sub.trial), "wrapper", "", "", "", "", "", cgroup,
-                  "3", "bash", str(sub.script), str(sub.trial), "0"]
+                  "", "3", "bash", str(sub.script), str(sub.trial), "0"]
     else:
         timeout = "" if sub.timeout is None else repr(float(sub.timeout))
         fields = ["J", str(sub.index), str(sub.trial), "direct", d.metadir, d.events,
-                  d.cwd or "", timeout, d.timeout_label, cgroup, str(len(d.argv)), *d.argv,
+                  d.cwd or "", timeout, d.timeout_label, cgroup, d.stamp, str(len(d.argv)), *d.argv,
                   str(len(d.env)), *(f"{k}={v}" for k, v in d.env.items())]
     return b"".join(os.fsencode(f) + b"\0" for f in fields)
 
@@ -365,6 +366,9 @@ class ProcessBackend(Backend[P]):
         results = []
         for sub in batch:
             try:
+                if sub.direct is not None:  # no executor: it runs through its wrapper
+                    os.makedirs(sub.script.parent, exist_ok=True)
+                    write_atomic(sub.script, sub.direct.script_text)
                 pid = os.posix_spawn(
                     self._bash,
                     ["bash", str(sub.script), str(sub.trial)],

@@ -24,6 +24,7 @@ from xqdecl.errors import BackendError, StoreError
 from xqdecl.plan import Plan, write_wrapper
 from xqdecl.plan.wrapper import direct_job, render
 from xqdecl.store.journal import JobRow
+from xqdecl.store.layout import wrapper_hash
 
 #: consecutive failed scheduler calls before the run gives up (exit 4)
 MAX_BACKEND_FAILURES = 8
@@ -165,11 +166,14 @@ class Submitter:
                                           or rd.file(row.idx, "rc", trial).exists()):
                     trial += 1
             w = self.plan.wrapper_input(self.plan.job(row.idx), self.directives[row.grp])
-            row.hash = write_wrapper(rd.script_str(row.idx), render(w))
-            if self.backend.direct_jobs:
-                direct = direct_job(w, trial)
-                if direct is not None:
-                    self._direct[row.idx] = direct
+            text = render(w)
+            direct = direct_job(w, trial) if self.backend.direct_jobs else None
+            if direct is None:
+                row.hash = write_wrapper(rd.script_str(row.idx), text)
+            else:  # the executor makes its folder; the hash goes on its start line
+                row.hash = direct.stamp = wrapper_hash(text.encode())
+                direct.script_text = text
+                self._direct[row.idx] = direct
             return trial
         except OSError as exc:
             raise StoreError(f"cannot write the files of job {row.idx} under "

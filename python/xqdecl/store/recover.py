@@ -144,6 +144,17 @@ def read_rc(path: str) -> int | None:
         return None
 
 
+def _definition(metadir: str, trial: int) -> str:
+    """The definition hash the attempt ran: the fourth word of its start line (a job
+    the executor ran without a wrapper), else the hash of the wrapper on disk."""
+    start = read_or_none(f"{metadir}/start.{trial}")
+    words = start.split() if start else []
+    if len(words) >= 4:
+        return words[3].decode(errors="replace")
+    old = read_or_none(f"{metadir}/job.sh")
+    return wrapper_hash(old) if old else ""
+
+
 def row_from_disk(index: int, metadir: str) -> JobRow | None:
     """A job's last attempt as its folder tells it (None: no attempt there).
 
@@ -155,8 +166,7 @@ def row_from_disk(index: int, metadir: str) -> JobRow | None:
     disk = scan(metadir)
     if disk.last is None:
         return None
-    old = read_or_none(f"{metadir}/job.sh")
-    row = JobRow(idx=index, name="", grp=0, hash=wrapper_hash(old) if old else "",
+    row = JobRow(idx=index, name="", grp=0, hash=_definition(metadir, disk.last),
                  status=J.FAILED, trial=disk.last)
     if not disk.has_rc:
         row.status = J.RUNNING
