@@ -4,8 +4,9 @@ Two ways, chosen once per run by `LocalBackend`:
 
 - `CgroupJail` (where this machine lets the runner write a cgroup hierarchy,
   usually as root): each job runs in a cgroup of its own,
-  `<hierarchy>/xqdecl/<run token>/<index>.<trial>`, which the launcher enters
-  before it execs the wrapper. Nothing the job starts can leave it (neither
+  `<hierarchy>/xqdecl/<run token>/r<runner pid>.<slot>` (a slot is reused by the
+  next job once the one before ended and was killed whole), which the job enters
+  before its exec. Nothing the job starts can leave it (neither
   `setsid` nor a new process group does), so killing the cgroup once the job
   ended leaves nothing behind. A cgroup outlives the runner: a later runner of
   the same run directory finds the cgroups of jobs that ended meanwhile and
@@ -133,8 +134,9 @@ class CgroupJail:
         except OSError:
             return []
 
-    def kill(self, name: str) -> None:
-        """Kill every process in the cgroup `name`, then remove it (later if they linger)."""
+    def kill(self, name: str, remove: bool = True) -> None:
+        """Kill every process in the cgroup `name`, then remove it (later if they linger)
+        unless it is kept for the next job."""
         path = self.base / name
         if self.version == 2:
             try:
@@ -146,7 +148,8 @@ class CgroupJail:
                 self._kill_each(path)  # a kernel before 5.14: no cgroup.kill
         else:
             self._freeze_kill(path)
-        self._remove(name)
+        if remove:
+            self._remove(name)
 
     def _kill_each(self, path: Path) -> None:
         for _ in range(20):  # a fork racing the kill adds a pid: read again until empty
@@ -229,6 +232,12 @@ class Containment:
         self._wrappers: dict[int, str] = {}  # pid -> start ticks of ended wrappers: kill
         # each one's process group once it is provably gone
         self._next_tick = 0.0
+        # cgroups are slots, reused from one job to the next (making and removing a
+        # cgroup per job costs more than the job's own start); named for this runner,
+        # so they never meet the slots of an earlier runner whose jobs still run
+        self._slots: dict[str, str] = {}  # slot name -> its cgroup.procs file
+        self._free: list[str] = []
+        self._pending: dict[tuple[int, int], str] = {}  # (index, trial) -> slot, until started
 
     @property
     def mode(self) -> str:
@@ -258,21 +267,41 @@ class Containment:
         if self.jail is not None and not self.jail.enter(LAUNCHER_CG, pid):
             self._fall_back()
 
+    def _take_slot(self) -> str:
+        """A free slot, made if none is free ('' if it cannot be made)."""
+        assert self.jail is not None
+        if self._free:
+            return self._free.pop()
+        name = f"r{os.getpid()}.{len(self._slots)}"
+        procs = self.jail.prepare(name)
+        if not procs:
+            return ""
+        self._slots[name] = procs
+        return name
+
     def procs_file(self, index: int, trial: int) -> str:
-        """Where the launcher writes the wrapper's pid before the exec ('' for none)."""
+        """The cgroup.procs file the executor moves the job into before its exec
+        ('' for none)."""
         self._setup()
-        return self.jail.prepare(f"{index}.{trial}") if self.jail else ""
+        if self.jail is None:
+            return ""
+        name = self._take_slot()
+        if not name:
+            return ""
+        self._pending[(index, trial)] = name
+        return self._slots[name]
 
     def started(self, jid: str, index: int, trial: int, pid: int | None = None) -> None:
         """A job of this runner started; `pid` given: move it into its cgroup now (a
         direct spawn: what it forked before the move is not contained)."""
         if not self.enabled:
             return
-        name = f"{index}.{trial}"
         if self.jail is not None:
-            self._groups[jid] = name
-            if pid is not None:
-                self.jail.enter(name, pid)
+            name = self._pending.pop((index, trial), None) or self._take_slot()
+            if name:
+                self._groups[jid] = name
+                if pid is not None:
+                    self.jail.enter(name, pid)
         if pid is not None:
             self._skip.add(pid)
         self._keys[jid] = (str(index), str(trial))
@@ -298,7 +327,10 @@ class Containment:
         del self._keys[jid]
         name = self._groups.pop(jid, None)
         if name is not None and self.jail is not None:
-            self.jail.kill(name)
+            mine = name in self._slots
+            self.jail.kill(name, remove=not mine)
+            if mine:
+                self._free.append(name)
             return
         if pid is not None:
             self._wrappers[pid] = jid.partition(".")[2]
@@ -366,6 +398,9 @@ class Containment:
     def close(self) -> None:
         """The runner stops: remove what was killed; the subreaper ends what it can."""
         if self.jail is not None:
+            for name in self._free:  # empty slots go; a slot a job still runs in stays
+                self.jail.kill(name)
+            self._free.clear()
             self.jail.close()
         deadline = time.monotonic() + 2.0
         while self._wrappers and time.monotonic() < deadline:
