@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
+mod cgroup;
 mod driver;
 mod files;
 mod job;

@@ -12,6 +12,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use super::cgroup::Cgroups;
 use super::Record;
 
 /// Where programs named without a '/' were found, per PATH value: a search of a
@@ -20,6 +21,8 @@ use super::Record;
 #[derive(Debug, Default)]
 pub struct Programs {
     found: HashMap<(OsString, OsString), PathBuf>,
+    /// the cgroups jobs are started in
+    pub cgroups: Cgroups,
 }
 
 impl Programs {
@@ -79,7 +82,21 @@ pub fn spawn(
         .or_else(|| std::env::var_os("PATH"))
         .unwrap_or_default();
     let found = programs.find(name, &path);
-    let result = start(rec, found.as_deref(), stdout, stderr);
+    let result = match &rec.cgroup {
+        Some(procs) => {
+            let mut io = Some((stdout, stderr));
+            let fast = programs.cgroups.inside(procs, || {
+                let (out, err) = io.take().expect("started once");
+                start(rec, found.as_deref(), out, err, false)
+            });
+            match (fast, io) {
+                (Some(result), _) => result,
+                (None, Some((out, err))) => start(rec, found.as_deref(), out, err, true),
+                (None, None) => unreachable!("started, or not"),
+            }
+        }
+        None => start(rec, found.as_deref(), stdout, stderr, false),
+    };
     if found.is_some()
         && result
             .as_ref()
@@ -90,7 +107,15 @@ pub fn spawn(
     result
 }
 
-fn start(rec: &Record, found: Option<&Path>, stdout: Stdio, stderr: Stdio) -> io::Result<u32> {
+/// `enter_in_child`: the child enters the record's cgroup before its exec (a
+/// real fork of the executor: the slow way, when `Cgroups::inside` cannot be used).
+fn start(
+    rec: &Record,
+    found: Option<&Path>,
+    stdout: Stdio,
+    stderr: Stdio,
+    enter_in_child: bool,
+) -> io::Result<u32> {
     let (program, args) = rec.argv.split_first().expect("argv checked by the caller");
     let mut cmd = match found {
         Some(path) => {
@@ -109,7 +134,7 @@ fn start(rec: &Record, found: Option<&Path>, stdout: Stdio, stderr: Stdio) -> io
     if let Some(cwd) = &rec.cwd {
         cmd.current_dir(cwd);
     }
-    if let Some(cgroup) = &rec.cgroup {
+    if let Some(cgroup) = rec.cgroup.as_ref().filter(|_| enter_in_child) {
         // Prepared here: the child may not allocate between fork and exec.
         let procs = CString::new(cgroup.as_os_str().as_bytes())
             .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
