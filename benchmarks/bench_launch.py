@@ -29,6 +29,10 @@ CPU (user + sys) and peak RSS (largest process) cover its whole process tree
 and nothing else; but Linux charges a child the RSS of the process it was
 forked from when it execs, so every peak is at least this script's own RSS
 (printed as the floor; kept small by deleting work folders with `rm -rf`).
+Work folders are made under TMPDIR: `TMPDIR=/dev/shm` measures the launchers
+without the cost of the disk's file creation (on this test machine's ext4
+with `discard` a file created costs about 0.1 ms of kernel time, and run to
+run it varies 2x), the default measures them on it.
 "files/job" counts the files left in the row's fresh work folder (cwd,
 TMPDIR, hq's server dir, xqdecl's workdir; not the spec) divided by jobs.
 """

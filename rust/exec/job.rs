@@ -130,16 +130,14 @@ impl Jobs {
             }
             Ok(_) if rec.cwd.as_ref().is_some_and(|cwd| !cwd.is_dir()) => {
                 let cwd = rec.cwd.as_deref().unwrap_or(".".as_ref());
-                let why = format!("cannot enter the working directory {}", cwd.display());
-                problems.extend(files.append_stderr(&format!("xqdecl: {why}\n")).err());
-                Err((1, why))
+                // stderr says it once, with the rc, when the end is recorded
+                Err((
+                    1,
+                    format!("cannot enter the working directory {}", cwd.display()),
+                ))
             }
             Ok((stdout, stderr)) => spawn(rec, stdout.into(), stderr.into(), &mut self.programs)
-                .map_err(|err| {
-                    let why = cannot_run(rec, &err);
-                    problems.extend(files.append_stderr(&format!("xqdecl: {why}\n")).err());
-                    (spawn_rc(&err), why)
-                }),
+                .map_err(|err| (spawn_rc(&err), cannot_run(rec, &err))),
         };
         let pid = *launched.as_ref().unwrap_or(&std::process::id());
         problems.extend(files.write_start(&self.host, pid, &rec.stamp).err());

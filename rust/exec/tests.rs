@@ -264,14 +264,11 @@ fn jobs_that_cannot_start() {
     assert_eq!(missing.file("rc.0"), format!("127\n{why}\n"));
     assert_eq!(
         missing.file("stderr.0"),
-        format!("xqdecl: {why}\nxqdecl: {why} (rc 127)\n")
+        format!("xqdecl: {why} (rc 127)\n")
     );
     let why = format!("cannot enter the working directory {}", nodir.cwd);
     assert_eq!(nodir.file("rc.0"), format!("1\n{why}\n"));
-    assert_eq!(
-        nodir.file("stderr.0"),
-        format!("xqdecl: {why}\nxqdecl: {why} (rc 1)\n")
-    );
+    assert_eq!(nodir.file("stderr.0"), format!("xqdecl: {why} (rc 1)\n"));
     let own = std::process::id().to_string();
     assert_eq!(nodir.file("start.0").split(' ').nth(1), Some(own.as_str()));
     assert_eq!(events(d.path()), ["0.0.e127", "0.0.s", "1.0.e1", "1.0.s"]);
