@@ -165,11 +165,17 @@ fn parse_rc(data: &[u8]) -> Option<i32> {
 
 /// The job executor of `python -m xqdecl.worker`: records on fd 0, reports on
 /// fd 1, until fd 0 ends and every job started has been reported; the exit status.
+/// `events_always=False`: a direct job's event files only once nobody reads fd 1.
 #[pyfunction]
-#[pyo3(signature = (grace = 10.0))]
-fn run_executor(py: Python<'_>, grace: f64) -> PyResult<i32> {
+#[pyo3(signature = (grace = 10.0, events_always = true))]
+fn run_executor(py: Python<'_>, grace: f64, events_always: bool) -> PyResult<i32> {
     let grace = exec::grace(grace)?;
-    Ok(py.detach(|| exec::run_stdio(grace))?)
+    let events = if events_always {
+        exec::Events::Always
+    } else {
+        exec::Events::WhenUnheard
+    };
+    Ok(py.detach(|| exec::run_stdio(grace, events))?)
 }
 
 type Parser = fn(&str, &HashSet<String>) -> States;

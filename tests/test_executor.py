@@ -32,9 +32,9 @@ def record(index: int, argv: list[str], *, mode: str = "direct", rundir: Path | 
 class Worker:
     """A running executor and the lines it wrote so far."""
 
-    def __init__(self) -> None:
+    def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "xqdecl.worker", "--grace", "1"],
+            [sys.executable, "-m", "xqdecl.worker", "--grace", "1", *args],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True,
         )
         self._buf = b""
@@ -154,3 +154,24 @@ def test_wrapper_mode(worker: Worker, tmp_path: Path) -> None:
     assert masked(got[0]) == "s 12 0"
     assert got[1] == "e 12 0 5"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["job.sh"]
+
+
+def test_with_events_unheard_event_files_are_left_only_once_nobody_reads(
+        rundir: Path) -> None:
+    w = Worker("--events", "unheard")
+    try:
+        w.send(record(1, ["true"], rundir=rundir))
+        assert [masked(line) for line in w.lines(2)] == ["s 1 0", "e 1 0 0"]
+        assert os.listdir(rundir / "events") == []  # told on the pipe: no files
+        w.send(record(2, ["sh", "-c", "sleep 0.5; exit 6"], rundir=rundir))
+        assert [masked(line) for line in w.lines(1)] == ["s 2 0"]
+        assert w.proc.stdout is not None and w.proc.stdin is not None
+        w.proc.stdout.close()  # the runner is gone
+        w.proc.stdin.close()
+        assert w.proc.wait(10) == 0
+        assert (rundir / "jobs" / "2" / "rc.0").read_bytes() == b"6\n\n"
+        assert os.listdir(rundir / "events") == ["2.0.e6"]  # for the next runner
+    finally:
+        if w.proc.poll() is None:
+            os.killpg(w.proc.pid, 9)
+            w.proc.wait(10)

@@ -20,8 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xqdecl.worker", description=__doc__)
     parser.add_argument("--grace", type=float, default=DEFAULT_GRACE, metavar="SECONDS",
                         help="seconds between a timed-out job's TERM and KILL")
+    parser.add_argument("--events", choices=("always", "unheard"), default="always",
+                        help="when a direct job's event files are written: always, or only "
+                             "once nobody reads the s/e lines (default: always)")
     args = parser.parse_args(argv)
-    return run_executor(args.grace)
+    return run_executor(args.grace, args.events == "always")
 
 
 if __name__ == "__main__":

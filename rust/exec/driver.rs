@@ -13,6 +13,7 @@ use super::job::Jobs;
 use super::record::{Parsed, Parser};
 use super::report::Reports;
 use super::sigchld::{self, ChildWake};
+use super::Events;
 use crate::error::Result;
 
 /// Bytes read from the input per wake.
@@ -20,12 +21,17 @@ const CHUNK: usize = 64 * 1024;
 
 /// Run jobs from `input` until it ends and every started job has been reported;
 /// the exit status (0).
-pub fn run<W: Write>(input: BorrowedFd<'_>, sink: W, grace: Duration) -> Result<i32> {
+pub fn run<W: Write>(
+    input: BorrowedFd<'_>,
+    sink: W,
+    grace: Duration,
+    events: Events,
+) -> Result<i32> {
     sigchld::set_dispositions();
     let wake = ChildWake::install()?;
     let _nonblocking = NonBlocking::set(input.as_raw_fd())?;
     let mut out = Reports::new(sink);
-    let mut jobs = Jobs::new(grace);
+    let mut jobs = Jobs::new(grace, events);
     let mut parser = Parser::new();
     let mut input = Some(input.as_raw_fd());
     let mut chunk = vec![0u8; CHUNK];

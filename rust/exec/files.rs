@@ -61,10 +61,14 @@ impl Files {
 
     /// The empty file `<events>/<index>.<t>.<suffix>`.
     pub fn event(&self, suffix: &str) -> Result<(), String> {
-        let p = self
-            .events
-            .join(format!("{}.{}.{suffix}", self.index, self.trial));
+        let p = self.event_path(suffix);
         create(&p, false).map(drop).map_err(|e| problem(&p, &e))
+    }
+
+    /// Where `event(suffix)` makes its file.
+    pub fn event_path(&self, suffix: &str) -> PathBuf {
+        self.events
+            .join(format!("{}.{}.{suffix}", self.index, self.trial))
     }
 
     /// Add a line to `stderr.<t>` (opened again: the job may have replaced it).
@@ -74,8 +78,9 @@ impl Files {
     }
 
     /// Steps after the job ended: the stderr note, the rc file (temp + rename),
-    /// then the end event that names the rc. Problems come back as messages.
-    pub fn record_end(&self, rc: i32, why: &str, signal: Option<i32>) -> Vec<String> {
+    /// then the end event that names the rc (without `event`, only when the rc
+    /// file could not be written: a bare `e`). Problems come back as messages.
+    pub fn record_end(&self, rc: i32, why: &str, signal: Option<i32>, event: bool) -> Vec<String> {
         let mut problems = Vec::new();
         let note = if !why.is_empty() {
             Some(format!("xqdecl: {why} (rc {rc})\n"))
@@ -93,6 +98,7 @@ impl Files {
             .and_then(|()| fs::rename(&tmp, self.path("rc")))
             .map_err(|e| problem(&self.path("rc"), &e));
         let suffix = match written {
+            Ok(()) if !event => return problems,
             Ok(()) => format!("e{rc}"),
             Err(p) => {
                 problems.push(p);

@@ -12,7 +12,7 @@ use super::files::{hostname, os_text, Files};
 use super::reap::{self, Alarm, Clock, Due};
 use super::report::Reports;
 use super::spawn::{spawn, spawn_rc, start_ticks, Programs};
-use super::{Mode, Record};
+use super::{Events, Mode, Record};
 use crate::error::Result;
 
 #[derive(Debug)]
@@ -36,18 +36,20 @@ pub struct Jobs {
     programs: Programs,
     clock: Clock,
     grace: Duration,
+    events: Events,
     host: String,
     serial: u64,
 }
 
 impl Jobs {
-    pub fn new(grace: Duration) -> Self {
+    pub fn new(grace: Duration, events: Events) -> Self {
         Jobs {
             table: HashMap::new(),
             tags: HashMap::new(),
             programs: Programs::default(),
             clock: Clock::default(),
             grace,
+            events,
             host: hostname(),
             serial: 0,
         }
@@ -81,10 +83,10 @@ impl Jobs {
             Ok(pid) => pid,
             Err((rc, why)) => {
                 out.started(index, trial, 0, "0");
-                for problem in files.iter().flat_map(|f| f.record_end(rc, &why, None)) {
-                    out.problem(&problem);
-                }
-                out.ended(index, trial, rc);
+                let recorded = files
+                    .iter()
+                    .all(|f| self.record_end(f, rc, &why, None, out));
+                out.ended(index, trial, rc, recorded);
                 return;
             }
         };
@@ -141,7 +143,10 @@ impl Jobs {
         };
         let pid = *launched.as_ref().unwrap_or(&std::process::id());
         problems.extend(files.write_start(&self.host, pid, &rec.stamp).err());
-        problems.extend(files.event("s").err());
+        match self.events {
+            Events::Always => problems.extend(files.event("s").err()),
+            Events::WhenUnheard => out.unless_heard(files.event_path("s")),
+        }
         for problem in problems {
             out.problem(&problem);
         }
@@ -161,14 +166,35 @@ impl Jobs {
             }
             reap::reap(end.pid); // a child that is not a job is reaped all the same
             let Some(job) = job else { continue };
-            if let Some(files) = &job.files {
-                for problem in files.record_end(end.rc, &job.why, end.signal) {
-                    out.problem(&problem);
-                }
-            }
-            out.ended(job.index, job.trial, end.rc);
+            let recorded = match &job.files {
+                Some(files) => self.record_end(files, end.rc, &job.why, end.signal, out),
+                None => true, // a wrapper records its own
+            };
+            out.ended(job.index, job.trial, end.rc, recorded);
         }
         Ok(())
+    }
+
+    /// A direct job's rc file, then its end event (now, or only if its `e`
+    /// line cannot be delivered); whether the rc file is in place.
+    fn record_end<W: Write>(
+        &self,
+        files: &Files,
+        rc: i32,
+        why: &str,
+        signal: Option<i32>,
+        out: &mut Reports<W>,
+    ) -> bool {
+        let always = self.events == Events::Always;
+        let problems = files.record_end(rc, why, signal, always);
+        let written = problems.is_empty() || files.path("rc").exists();
+        for problem in problems {
+            out.problem(&problem);
+        }
+        if !always && written {
+            out.unless_heard(files.event_path(&format!("e{rc}")));
+        }
+        written
     }
 
     /// Stop a job as a cancel does: SIGTERM to its group now, SIGKILL after the grace

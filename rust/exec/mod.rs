@@ -9,7 +9,8 @@
 //! the job's group, SIGKILL after the grace, as a timeout does, so a cancel
 //! whose runner died still ends). Output is one line per fact: `s <index>
 //! <trial> <pid> <ticks>` once started (`0 0` when it could not be), `e <index>
-//! <trial> <rc>` once ended and its files are in place, `! <text>` for a problem.
+//! <trial> <rc>` once ended and its files are in place (`e <index> <trial>
+//! <rc> -` when its rc file could not be written), `! <text>` for a problem.
 //!
 //! In direct mode the executor writes the job's files itself (files.rs): the
 //! start line, stdout/stderr, the rc file and the start/end events; in wrapper
@@ -40,6 +41,16 @@ mod tests;
 pub use driver::run;
 pub use record::{Parsed, Parser};
 pub use report::FdWriter;
+
+/// When a direct job's event files (`<i>.<t>.s`, `<i>.<t>.e<rc>`) are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Events {
+    /// Always (a reader of the run's events folder is the only one told).
+    Always,
+    /// Only once the reader of the report lines is gone (a runner that reads
+    /// the `s`/`e` lines needs no files; the one after it reads the folder).
+    WhenUnheard,
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Mode {
@@ -76,8 +87,8 @@ pub fn grace(seconds: f64) -> Result<Duration> {
 }
 
 /// The executor as `python -m xqdecl.worker` runs it: records on fd 0, reports on fd 1.
-pub fn run_stdio(grace: Duration) -> Result<i32> {
+pub fn run_stdio(grace: Duration, events: Events) -> Result<i32> {
     // SAFETY: fd 0 stays open for the whole run (the process owns it).
     let input = unsafe { BorrowedFd::borrow_raw(0) };
-    run(input, FdWriter(1), grace)
+    run(input, FdWriter(1), grace, events)
 }

@@ -3,14 +3,18 @@
 //! Lines are queued and written when the loop is about to block, so a burst of
 //! starts is one write. A reader that went away (EPIPE) is not an error: the
 //! executor goes on, the jobs' files are still written, the lines are dropped.
+use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::fd::RawFd;
+use std::path::PathBuf;
 
 /// Queued report lines and where they go.
 pub struct Reports<W: Write> {
     sink: W,
     buf: Vec<u8>,
     dead: bool,
+    /// Event files that stand in for queued lines if those cannot be delivered.
+    unheard: Vec<PathBuf>,
 }
 
 impl<W: Write> Reports<W> {
@@ -19,6 +23,7 @@ impl<W: Write> Reports<W> {
             sink,
             buf: Vec::with_capacity(8192),
             dead: false,
+            unheard: Vec::new(),
         }
     }
 
@@ -27,9 +32,11 @@ impl<W: Write> Reports<W> {
         self.line(format_args!("s {index} {trial} {pid} {ticks}"));
     }
 
-    /// `e <index> <trial> <rc>`
-    pub fn ended(&mut self, index: u64, trial: u64, rc: i32) {
-        self.line(format_args!("e {index} {trial} {rc}"));
+    /// `e <index> <trial> <rc>`; with ` -` after it when the job's rc file could
+    /// not be written (the rc is then only what the executor saw).
+    pub fn ended(&mut self, index: u64, trial: u64, rc: i32, recorded: bool) {
+        let mark = if recorded { "" } else { " -" };
+        self.line(format_args!("e {index} {trial} {rc}{mark}"));
     }
 
     /// `! <text>`, on one line whatever the text holds.
@@ -46,7 +53,18 @@ impl<W: Write> Reports<W> {
         }
     }
 
-    /// Write what is queued; after a failure nothing more is written.
+    /// The empty file `event` is made only if the lines queued with it cannot
+    /// be delivered (nobody reads them any more: the events folder tells the
+    /// next reader instead). A problem making it is reported like any other.
+    pub fn unless_heard(&mut self, event: PathBuf) {
+        self.unheard.push(event);
+        if self.dead {
+            self.make_unheard();
+        }
+    }
+
+    /// Write what is queued; after a failure nothing more is written, and the
+    /// event files of what was not delivered are made.
     pub fn flush(&mut self) {
         if !self.dead && !self.buf.is_empty() {
             let ok = self
@@ -56,6 +74,23 @@ impl<W: Write> Reports<W> {
             self.dead = ok.is_err();
         }
         self.buf.clear();
+        if self.dead {
+            self.make_unheard();
+        }
+        self.unheard.clear();
+    }
+
+    fn make_unheard(&mut self) {
+        for path in self.unheard.drain(..) {
+            let made = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path);
+            if let Err(err) = made {
+                eprintln!("xqdecl executor: cannot write {}: {err}", path.display());
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{run, FdWriter};
+use super::{run, Events, FdWriter};
 use crate::poll::testdir::TempDir;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -26,6 +26,16 @@ fn drive(records: Vec<u8>, grace: f64) -> String {
 
 /// As `drive`, with `later` fed `delay` after `records`.
 fn drive_then(records: Vec<u8>, delay: Duration, later: Vec<u8>, grace: f64) -> String {
+    drive_with(records, delay, later, grace, Events::Always)
+}
+
+fn drive_with(
+    records: Vec<u8>,
+    delay: Duration,
+    later: Vec<u8>,
+    grace: f64,
+    events: Events,
+) -> String {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (in_r, mut in_w) = pipe();
     let (mut out_r, out_w) = pipe();
@@ -36,6 +46,7 @@ fn drive_then(records: Vec<u8>, delay: Duration, later: Vec<u8>, grace: f64) -> 
             in_r.as_fd(),
             FdWriter(out.as_raw_fd()),
             super::grace(grace).unwrap(),
+            events,
         );
         drop(out);
         rc
@@ -375,4 +386,73 @@ fn many_jobs_at_once_report_exactly_once() {
     assert_eq!(ends, want);
     assert_eq!(got.len(), 401);
     assert_eq!(events(d.path()).len(), 400);
+}
+
+#[test]
+fn while_its_lines_are_read_a_direct_job_leaves_no_event_files() {
+    let d = TempDir::new("exec-heard");
+    let a = Rec::direct(d.path(), 1, &["true"]);
+    let b = Rec::direct(d.path(), 2, &["sh", "-c", "exit 4"]);
+    let out = drive_with(
+        [a.bytes(), b.bytes()].concat(),
+        Duration::ZERO,
+        Vec::new(),
+        1.0,
+        Events::WhenUnheard,
+    );
+    let mut got = lines(&out);
+    got.sort();
+    assert_eq!(got, ["e 1 0 0", "e 2 0 4", "s 1 0", "s 2 0"]);
+    assert_eq!(b.file("rc.0"), "4\n\n");
+    assert!(events(d.path()).is_empty(), "{:?}", events(d.path()));
+}
+
+#[test]
+fn once_nobody_reads_its_lines_the_executor_leaves_event_files() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let d = TempDir::new("exec-unheard");
+    let early = Rec::direct(d.path(), 1, &["true"]);
+    let late = Rec::direct(d.path(), 2, &["sh", "-c", "sleep 0.4; exit 5"]);
+    let (in_r, mut in_w) = pipe();
+    let (out_r, out_w) = pipe();
+    let exec = std::thread::spawn(move || {
+        let out: OwnedFd = out_w.into();
+        use std::os::fd::AsRawFd;
+        run(
+            in_r.as_fd(),
+            FdWriter(out.as_raw_fd()),
+            super::grace(1.0).unwrap(),
+            Events::WhenUnheard,
+        )
+    });
+    in_w.write_all(&[early.bytes(), late.bytes()].concat())
+        .unwrap();
+    drop(in_w);
+    // the runner reads until job 1 ended, then goes away
+    let mut reader = std::io::BufReader::new(out_r);
+    let mut seen = String::new();
+    while !seen.contains("e 1 0 0\n") {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut reader, &mut line).unwrap() > 0);
+        seen.push_str(&line);
+    }
+    drop(reader);
+    assert_eq!(exec.join().unwrap().unwrap(), 0);
+    // job 1 was told: no files; job 2 ended unheard: its files tell the next runner
+    assert_eq!(late.file("rc.0"), "5\n\n");
+    assert_eq!(events(d.path()), ["2.0.e5"]);
+}
+
+#[test]
+fn an_end_whose_rc_file_cannot_be_written_is_marked() {
+    let d = TempDir::new("exec-unwritable");
+    let mut r = Rec::direct(d.path(), 3, &["true"]);
+    fs::write(d.path().join("not-a-folder"), "").unwrap();
+    r.meta = d.path().join("not-a-folder/3");
+    let out = drive(r.bytes(), 1.0);
+    let ends: Vec<String> = lines(&out)
+        .into_iter()
+        .filter(|l| l.starts_with("e "))
+        .collect();
+    assert_eq!(ends, ["e 3 0 1 -"], "{out}");
 }

@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # backends/command.py is imported by the first command (not b
 
 O = TypeVar("O", bound=SchedulerBase)  # noqa: E741 - the options model of a backend
 
+#: (index, trial, started, rc or None), as the poller gives a job's news
+Change = tuple[int, int, bool, int | None]
+
 
 class Liveness(enum.Enum):
     """What the scheduler says of a job (the rc file, when present, overrides it)."""
@@ -255,6 +258,11 @@ class Backend(ABC, Generic[O]):
     async def kill_now(self, jids: Sequence[str]) -> None:
         """Stop the jobs without a grace (a second Ctrl-C). Defaults to `cancel`."""
         await self.cancel(jids)
+
+    def take_news(self) -> list[Change]:
+        """Starts and ends the backend was told directly since the last call (the
+        local executor's lines); most backends have none: the job files tell."""
+        return []
 
     def release(self, jid: str) -> None:
         """The runner is done with this job: forget anything kept about it."""

@@ -28,6 +28,7 @@ from xqdecl.backends.base import (
     KILL_GRACE,
     Backend,
     BackendContext,
+    Change,
     JobState,
     Liveness,
     Submission,
@@ -91,7 +92,7 @@ class _Executor:
     complain when the runner is done with an executor whose jobs still run."""
 
     def __init__(self, pid: int, fd_in: int, fd_out: int,
-                 on_end: Callable[[int, int, int], None], on_message: Callable[[str], None]):
+                 on_end: Callable[[int, int, int, bool], None], on_message: Callable[[str], None]):
         self.pid = pid
         self.lock = asyncio.Lock()  # one spawn at a time: starts are told in order
         self._wlock = asyncio.Lock()  # records are written whole
@@ -105,20 +106,22 @@ class _Executor:
         self._loop.add_reader(fd_out, self._readable)
 
     @classmethod
-    def start(cls, on_end: Callable[[int, int, int], None],
+    def start(cls, on_end: Callable[[int, int, int, bool], None],
               on_message: Callable[[str], None]) -> _Executor:
         # the package is found where this runner found it, without changing the
         # environment every job inherits from the executor
         boot = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
                 "from xqdecl._xqdecl import run_executor; "
-                "sys.exit(run_executor(float(sys.argv[1])))")
+                "sys.exit(run_executor(float(sys.argv[1]), sys.argv[2] == 'always'))")
         package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         r_in, w_in = os.pipe()
         r_out, w_out = os.pipe()
         devnull = os.open(os.devnull, os.O_RDWR)
         try:
             pid = os.posix_spawn(
-                sys.executable, [sys.executable, "-c", boot, package, str(KILL_GRACE)],
+                # the runner reads every start and end from its lines: event files
+                # only for a runner that comes after this one
+                sys.executable, [sys.executable, "-c", boot, package, str(KILL_GRACE), "unheard"],
                 os.environ, setsid=True,
                 file_actions=[(os.POSIX_SPAWN_DUP2, r_in, 0), (os.POSIX_SPAWN_DUP2, w_out, 1),
                               (os.POSIX_SPAWN_DUP2, devnull, 2)],
@@ -154,8 +157,8 @@ class _Executor:
         try:
             if kind == "s":
                 self._starts.put_nowait((int(parts[2]), parts[3]))
-            elif kind == "e":
-                self._on_end(int(parts[0]), int(parts[1]), int(parts[2]))
+            elif kind == "e":  # "-" after the rc: no rc file could be written
+                self._on_end(int(parts[0]), int(parts[1]), int(parts[2]), parts[3:] != ["-"])
             elif kind == "!":
                 self._on_message(f"warning: job executor: {rest}")
         except (IndexError, ValueError):
@@ -279,6 +282,8 @@ class ProcessBackend(Backend[P]):
         self._tags: dict[tuple[int, int], str] = {}  # (index, trial) -> jid, of those
         self._tags_of: dict[str, tuple[int, int]] = {}  # and back
         self._ended_early: dict[tuple[int, int], int] = {}  # told ended before its start
+        self._news: list[Change] = []  # starts and ends the executor told, for the watcher
+        self._wrapped: set[tuple[int, int]] = set()  # jobs run through their wrapper
         self._executor: _Executor | None = None
         self._executor_failed = False
         self._adopted: dict[str, int] = {}  # jid -> pid of jobs of an earlier runner
@@ -304,6 +309,7 @@ class ProcessBackend(Backend[P]):
                     self._contain.launcher_started(self._executor.pid)
                     self._contain.sweep()
                 cgs = [self._contain.procs_file(s.index, s.trial) for s in batch]
+                self._wrapped.update((s.index, s.trial) for s in batch if s.direct is None)
                 started = await self._executor.spawn([
                     _record(s, cg) for s, cg in zip(batch, cgs, strict=True)])
             except (OSError, ValueError) as exc:
@@ -315,11 +321,16 @@ class ProcessBackend(Backend[P]):
         self._contain.sweep()
         return self._spawn(batch)
 
+    def take_news(self) -> list[Change]:
+        news, self._news = self._news, []
+        return news
+
     def _track_launched(self, sub: Submission, pid: int, ticks: str) -> Submitted:
         tag = (sub.index, sub.trial)
         jid = f"{pid}.{ticks}" if pid else f"none.{sub.index}.{sub.trial}"
         self._contain.started(jid, sub.index, sub.trial)
         if pid:
+            self._news.append((sub.index, sub.trial, True, None))
             self._launched[jid] = pid
             self._tags[tag] = jid
             self._tags_of[jid] = tag
@@ -329,8 +340,14 @@ class ProcessBackend(Backend[P]):
         self._ended_early.pop(tag, None)
         return Submitted(sub.index, jid)
 
-    def _on_end(self, index: int, trial: int, rc: int) -> None:
-        """The executor says a job ended (its rc file, if it has one, is in place)."""
+    def _on_end(self, index: int, trial: int, rc: int, recorded: bool) -> None:
+        """The executor says a job ended (its rc file, if it has one, is in place).
+        Its rc is news only when recorded: else the files decide (a run directory
+        that cannot be written is the run's problem, not the job's)."""
+        if (index, trial) in self._wrapped:
+            self._wrapped.discard((index, trial))  # the wrapper's own files tell its rc
+        elif recorded:
+            self._news.append((index, trial, True, rc))
         jid = self._tags.pop((index, trial), None)
         self._tags_of.pop(jid or "", None)
         if jid is None:  # its start is not handled yet

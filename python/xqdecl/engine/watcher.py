@@ -37,9 +37,9 @@ class Watcher:
         self.failures = failures
 
     def collect(self, sweep: bool) -> None:
-        """Apply what the job files say: started, ended with rc."""
+        """Apply what the backend was told and the job files say: started, ended with rc."""
         try:
-            changes = self.poller.poll_events()
+            changes = [*self.backend.take_news(), *self.poller.poll_events()]
             if sweep:
                 changes = [*changes, *self.poller.sweep()]
         except OSError as exc:
