@@ -8,7 +8,7 @@
 //! first instruction, so nothing it starts can escape it.
 //!
 //! Home is the `launcher` cgroup beside the job's (the runner puts the executor
-//! there: `<run>/launcher` next to `<run>/<slot>`, see backends/contain.py). The
+//! there: `<run>/launcher` next to `<run>/<slot>`, see backends/cgroup.py). The
 //! runner kills a job's cgroup only after the job ended, and hands it to the
 //! next job only after that, so the executor is never inside a cgroup being killed.
 use std::collections::HashMap;

@@ -101,15 +101,14 @@ def job_script(path: str, out: Output, job: str) -> int:
     """The wrapper job `job` (index or name) runs as, standalone: `bash` it to run the
     job by hand, in its run directory's files (trial from its first argument)."""
     spec = load_spec(path)
-    p = Plan(spec)
-    index = int(job) if job.isdigit() else next(
-        (j.index for j in p.jobs() if j.name == job), None)
-    if index is None or not 0 <= index < p.total:
-        raise UnknownJobError(f"run {spec.name} has no job {job!r} "
-                              f"(give an index 0 to {p.total - 1} or a name)")
     hooks = load_hooks(list(spec.plugins), spec)  # their snippets belong in the wrapper
     try:
         p = Plan(spec, hooks=hooks)
+        index = int(job) if job.isdigit() else next(
+            (j.index for j in p.jobs() if j.name == job), None)
+        if index is None or not 0 <= index < p.total:
+            raise UnknownJobError(f"run {spec.name} has no job {job!r} "
+                                  f"(give an index 0 to {p.total - 1} or a name)")
         backend = _backend(spec, p)
         hooks.bind(backend)
         rendered = p.job(index)
